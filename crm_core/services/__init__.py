@@ -1,0 +1,1 @@
+"""Business operations of the CRM core: the only code that writes its models."""
