@@ -608,11 +608,11 @@ def set_custom_values(contact, values, *, actor=None, source=""):
 def trash_contact(contact, *, actor=None, source=""):
     """Soft-delete: the contact disappears from lists and search but keeps
     all its records, and ``restore_contact`` brings it back. Idempotent."""
-    contact = Contact.all_objects.select_for_update().get(pk=contact.pk)
+    given, contact = contact, Contact.all_objects.select_for_update().get(pk=contact.pk)
     if contact.is_deleted:
         return contact
-    contact.is_deleted = True
-    contact.deleted_at = timezone.now()
+    contact.is_deleted = given.is_deleted = True
+    contact.deleted_at = given.deleted_at = timezone.now()
     contact.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
     record_system_event(
         contact,
@@ -627,11 +627,11 @@ def trash_contact(contact, *, actor=None, source=""):
 @transaction.atomic
 def restore_contact(contact, *, actor=None, source=""):
     """Bring a contact back from the trash. Idempotent."""
-    contact = Contact.all_objects.select_for_update().get(pk=contact.pk)
+    given, contact = contact, Contact.all_objects.select_for_update().get(pk=contact.pk)
     if not contact.is_deleted:
         return contact
-    contact.is_deleted = False
-    contact.deleted_at = None
+    contact.is_deleted = given.is_deleted = False
+    contact.deleted_at = given.deleted_at = None
     contact.save(update_fields=["is_deleted", "deleted_at", "updated_at"])
     record_system_event(
         contact,

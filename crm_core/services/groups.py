@@ -5,7 +5,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ..models import GroupMembership
+from ..models import Contact, GroupMembership
 from .activities import record_system_event, user_or_none
 
 
@@ -15,7 +15,8 @@ def add_to_group(contact, group, *, actor=None, source=""):
     Idempotent: a contact already in the group keeps its current membership
     (``added`` is False), even when two requests race.
     """
-    if contact.is_deleted:
+    # Read from the database: the caller's instance may predate a trash.
+    if Contact.all_objects.filter(pk=contact.pk, is_deleted=True).exists():
         raise ValidationError(_("This contact is in the trash."))
     if not group.is_active:
         raise ValidationError({"group": [_("This group is not active.")]})

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each creates .venv and installs what it needs; only python3 and make are assumed.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+# PostgreSQL used by `make test` when reachable (required when CI=true).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench clean venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[test,postgres,redis]"
+	@touch $@
+
+demo: venv
+	DEBUG=1 $(PY) manage.py migrate --noinput
+	DEBUG=1 $(PY) manage.py crm_demo_data
+	DEMO_PORT=$(PORT) DEBUG=1 $(PY) manage.py demo_site
+	@echo "Serving on http://127.0.0.1:$(PORT)/ with the task worker (Ctrl-C stops both)"
+	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	DEBUG=1 $(PY) manage.py db_worker --queue-name "*" --no-reload & worker=$$!; \
+	DEBUG=1 $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+	@if $(PY) tests/postgres_available.py "$(TEST_DATABASE_URL)"; then \
+		echo "== PostgreSQL run ($(TEST_DATABASE_URL))"; \
+		DATABASE_URL="$(TEST_DATABASE_URL)" $(PY) -m pytest $(PYTEST_ARGS); \
+	elif [ "$(CI)" = "true" ]; then \
+		echo "PostgreSQL is required under CI but not reachable at $(TEST_DATABASE_URL)"; exit 1; \
+	else \
+		echo "== PostgreSQL not reachable at $(TEST_DATABASE_URL): PostgreSQL run skipped"; \
+	fi
+
+bench: venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var *.egg-info .pytest_cache .ruff_cache test-artifacts
