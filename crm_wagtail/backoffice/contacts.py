@@ -1,0 +1,416 @@
+"""Contacts in the back office: listing, search, filters, summary, create, edit, trash."""
+
+import django_filters
+from django import forms
+from django.contrib.admin.utils import unquote
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from django.utils.functional import cached_property
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django_countries import countries
+from wagtail.admin.filters import WagtailFilterSet
+from wagtail.admin.forms import WagtailAdminModelForm
+from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
+from wagtail.admin.ui.tables import Column, DateColumn
+from wagtail.snippets.views.snippets import InspectView, SnippetViewSet
+
+from crm_core.models import (
+    Contact,
+    ContactKind,
+    FieldType,
+    Group,
+    GroupMembership,
+    Relationship,
+    Tag,
+)
+from crm_core.selectors.contacts import contact_timeline, current_consent, search_filter
+from crm_core.services.contacts import (
+    ADDRESS_TEXT_FIELDS,
+    create_contact,
+    trash_contact,
+    update_contact,
+)
+
+from .service_views import (
+    NoBulkActionsIndexView,
+    ServiceCreateView,
+    ServiceDeleteView,
+    ServiceEditView,
+)
+
+# The scalar contact fields staff edit. The contact's own ``source`` is left
+# out: the services take ``source`` as the writer's source (here "admin")
+# and use it as the contact's source on creation.
+CONTACT_FORM_FIELDS = [
+    "kind",
+    "prefix",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "suffix",
+    "nickname",
+    "organization_name",
+    "household_name",
+    "job_title",
+    "employer",
+    "birth_date",
+    "preferred_language",
+    "preferred_channel",
+    "do_not_email",
+    "do_not_phone",
+    "do_not_mail",
+    "do_not_sms",
+    "is_opt_out",
+    "is_deceased",
+    "deceased_date",
+    "external_id",
+]
+ADDRESS_FORM_FIELDS = [
+    "street_address",
+    "supplemental_address",
+    "city",
+    "region",
+    "postal_code",
+    "country",
+]
+SOURCE = "admin"
+
+
+def _country_choices():
+    return [("", "---------"), *countries]
+
+
+class ContactAdminForm(WagtailAdminModelForm):
+    """The contact form; ``service_arguments()`` is what create/update_contact take.
+
+    Emails and phones are edited one per line (the first is primary); the
+    primary address has its own fields. Rows that stay the same keep their
+    location, type, extension and bounce hold.
+    """
+
+    emails = forms.CharField(
+        label=_("Email addresses"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("One per line. The first is the primary address."),
+    )
+    phones = forms.CharField(
+        label=_("Phone numbers"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("One per line. The first is the primary number."),
+    )
+    street_address = forms.CharField(label=_("Street address"), required=False, max_length=255)
+    supplemental_address = forms.CharField(
+        label=_("Address line 2"), required=False, max_length=255
+    )
+    city = forms.CharField(label=_("City"), required=False, max_length=100)
+    region = forms.CharField(label=_("Region"), required=False, max_length=100)
+    postal_code = forms.CharField(label=_("Postal code"), required=False, max_length=20)
+    country = forms.ChoiceField(label=_("Country"), required=False, choices=_country_choices)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        contact = self.instance
+        if contact.pk:
+            self.initial.setdefault("emails", "\n".join(e.email for e in self._emails))
+            self.initial.setdefault("phones", "\n".join(str(p) for p in self._phones))
+            primary = self._primary_address
+            if primary is not None:
+                for name in ADDRESS_FORM_FIELDS:
+                    self.initial.setdefault(name, str(getattr(primary, name) or ""))
+
+    @cached_property
+    def _emails(self):
+        return list(self.instance.emails.all()) if self.instance.pk else []
+
+    @cached_property
+    def _phones(self):
+        return list(self.instance.phones.all()) if self.instance.pk else []
+
+    @cached_property
+    def _addresses(self):
+        return list(self.instance.addresses.all()) if self.instance.pk else []
+
+    @cached_property
+    def _primary_address(self):
+        rows = self._addresses
+        return next((a for a in rows if a.is_primary), rows[0] if rows else None)
+
+    @staticmethod
+    def _lines(text):
+        return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+    def _email_rows(self):
+        known = {e.email.lower(): e for e in self._emails}
+        rows = []
+        for line in self._lines(self.cleaned_data.get("emails")):
+            row = {"email": line}
+            if existing := known.get(line.lower()):
+                row["location"] = existing.location
+            rows.append(row)
+        return rows
+
+    def _phone_rows(self):
+        known = {str(p): p for p in self._phones}
+        rows = []
+        for line in self._lines(self.cleaned_data.get("phones")):
+            if existing := known.get(line):
+                rows.append(
+                    {
+                        "number": existing.number,
+                        "extension": existing.extension,
+                        "phone_type": existing.phone_type,
+                        "location": existing.location,
+                    }
+                )
+            else:
+                rows.append({"number": line})
+        return rows
+
+    def _address_rows(self):
+        primary = self._primary_address
+        others = [
+            {
+                **{name: getattr(a, name) for name in ADDRESS_TEXT_FIELDS},
+                "country": str(a.country or ""),
+                "location": a.location,
+            }
+            for a in self._addresses
+            if a is not primary
+        ]
+        edited = {name: self.cleaned_data.get(name) or "" for name in ADDRESS_FORM_FIELDS}
+        if not any(edited.values()):
+            return others
+        edited["location"] = primary.location if primary else "home"
+        edited["is_primary"] = True
+        return [edited, *others]
+
+    def service_arguments(self):
+        arguments = {name: self.cleaned_data[name] for name in CONTACT_FORM_FIELDS}
+        arguments["emails"] = self._email_rows()
+        arguments["phones"] = self._phone_rows()
+        arguments["addresses"] = self._address_rows()
+        arguments["tags"] = list(self.cleaned_data.get("tags") or [])
+        return arguments
+
+
+contact_edit_handler = ObjectList(
+    [
+        MultiFieldPanel(
+            [
+                FieldPanel("kind"),
+                FieldRowPanel([FieldPanel("prefix"), FieldPanel("first_name")]),
+                FieldRowPanel([FieldPanel("middle_name"), FieldPanel("last_name")]),
+                FieldRowPanel([FieldPanel("suffix"), FieldPanel("nickname")]),
+                FieldPanel("organization_name"),
+                FieldPanel("household_name"),
+                FieldRowPanel([FieldPanel("job_title"), FieldPanel("employer")]),
+                FieldPanel("birth_date"),
+            ],
+            heading=_("Name"),
+        ),
+        MultiFieldPanel(
+            [FieldPanel("emails"), FieldPanel("phones")],
+            heading=_("Email and phone"),
+        ),
+        MultiFieldPanel(
+            [FieldPanel(name) for name in ADDRESS_FORM_FIELDS],
+            heading=_("Primary address"),
+        ),
+        MultiFieldPanel(
+            [
+                FieldRowPanel([FieldPanel("preferred_language"), FieldPanel("preferred_channel")]),
+                FieldRowPanel(
+                    [
+                        FieldPanel("do_not_email"),
+                        FieldPanel("do_not_phone"),
+                        FieldPanel("do_not_mail"),
+                        FieldPanel("do_not_sms"),
+                    ]
+                ),
+                FieldPanel("is_opt_out"),
+            ],
+            heading=_("Communication preferences"),
+        ),
+        FieldPanel("tags", widget=forms.CheckboxSelectMultiple),
+        MultiFieldPanel(
+            [
+                FieldRowPanel([FieldPanel("is_deceased"), FieldPanel("deceased_date")]),
+                FieldPanel("external_id"),
+            ],
+            heading=_("Other"),
+        ),
+    ],
+    base_form_class=ContactAdminForm,
+)
+
+
+class ContactFilterSet(WagtailFilterSet):
+    kind = django_filters.ChoiceFilter(label=_("Kind"), choices=ContactKind.choices)
+    group = django_filters.ModelChoiceFilter(
+        label=_("Group"), queryset=Group.objects.all(), method="filter_group"
+    )
+    tag = django_filters.ModelChoiceFilter(
+        label=_("Tag"), queryset=Tag.objects.all(), method="filter_tag"
+    )
+    do_not_email = django_filters.BooleanFilter(label=_("Do not email"))
+    is_deceased = django_filters.BooleanFilter(label=_("Deceased"))
+
+    class Meta:
+        model = Contact
+        fields = ["kind"]
+
+    def filter_group(self, queryset, name, value):
+        members = GroupMembership.objects.current().filter(group=value).values("contact_id")
+        return queryset.filter(pk__in=members)
+
+    def filter_tag(self, queryset, name, value):
+        # A subquery, not a join: a join would repeat contacts and break paging.
+        tagged = Contact.tags.through.objects.filter(tag=value).values("contact_id")
+        return queryset.filter(pk__in=tagged)
+
+
+class ContactIndexView(NoBulkActionsIndexView):
+    def search_queryset(self, queryset):
+        # The same quick search as the API: emails, phones, fuzzy names.
+        if not self.is_searching:
+            return queryset
+        return search_filter(queryset, self.search_query)
+
+
+def _primary_email(contact):
+    row = contact.primary_email
+    return row.email if row else ""
+
+
+def _primary_phone(contact):
+    row = contact.primary_phone
+    return str(row) if row else ""
+
+
+def _tag_names(contact):
+    return ", ".join(tag.name for tag in contact.tags.all())
+
+
+class ContactCreateView(ServiceCreateView):
+    def save_with_service(self):
+        return create_contact(
+            actor=self.request.user, source=SOURCE, **self.form.service_arguments()
+        )
+
+
+class ContactEditView(ServiceEditView):
+    def save_with_service(self):
+        return update_contact(
+            self.object, actor=self.request.user, source=SOURCE, **self.form.service_arguments()
+        )
+
+
+class ContactDeleteView(ServiceDeleteView):
+    page_title = _("Move to trash")
+    success_message = _("%(model_name)s '%(object)s' moved to the trash.")
+
+    @property
+    def confirmation_message(self):
+        return gettext(
+            "Move this contact to the trash? It disappears from lists and search, "
+            "keeps all its records and can be restored."
+        )
+
+    def delete_with_service(self):
+        trash_contact(self.object, actor=self.request.user, source=SOURCE)
+
+
+def _display_custom_value(row):
+    value = row.value
+    if row.field.field_type == FieldType.BOOLEAN:
+        return gettext("Yes") if value else gettext("No")
+    if row.field.field_type == FieldType.MULTI_CHOICE:
+        return ", ".join(value or [])
+    if row.field.field_type == FieldType.MONEY and value is not None:
+        return f"{value:.2f} {row.field.currency}"
+    if row.field.field_type == FieldType.NUMBER and value is not None:
+        return f"{value.normalize():f}"
+    return value
+
+
+class ContactInspectView(InspectView):
+    """The contact summary: details, groups, tags, consent and the timeline."""
+
+    def get_object(self, queryset=None):
+        return get_object_or_404(Contact.objects.with_details(), pk=unquote(str(self.pk)))
+
+    def get_fields_context(self):
+        return []
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        contact = self.object
+        consent = current_consent(contact)
+        relationships = Relationship.objects.filter(
+            Q(contact_a=contact) | Q(contact_b=contact)
+        ).select_related("relationship_type", "contact_a", "contact_b")
+        context.update(
+            {
+                "contact": contact,
+                "memberships": contact.group_memberships.current()
+                .select_related("group")
+                .order_by("group__name"),
+                "relationships": [
+                    {
+                        "label": r.relationship_type.label_a_to_b
+                        if r.contact_a_id == contact.pk
+                        else r.relationship_type.label_b_to_a,
+                        "other": r.contact_b if r.contact_a_id == contact.pk else r.contact_a,
+                        "relationship": r,
+                    }
+                    for r in relationships
+                ],
+                "custom_values": [
+                    (row.field.label, _display_custom_value(row))
+                    for row in sorted(
+                        contact.custom_values.all(), key=lambda v: (v.field.weight, v.field.label)
+                    )
+                ],
+                "consent": [consent[key] for key in sorted(consent)],
+                "timeline": contact_timeline(contact),
+            }
+        )
+        return context
+
+
+class ContactViewSet(SnippetViewSet):
+    model = Contact
+    icon = "user"
+    menu_label = _("Contacts")
+    menu_order = 100
+    add_to_reference_index = False
+    copy_view_enabled = False
+    inspect_view_enabled = True
+    index_view_class = ContactIndexView
+    add_view_class = ContactCreateView
+    edit_view_class = ContactEditView
+    delete_view_class = ContactDeleteView
+    inspect_view_class = ContactInspectView
+    inspect_template_name = "crm_wagtail/contact/inspect.html"
+    edit_handler = contact_edit_handler
+    filterset_class = ContactFilterSet
+    # Turns on the search box; ContactIndexView searches with search_filter.
+    search_fields = ["display_name"]
+    search_backend_name = None
+    list_per_page = 50
+    list_display = [
+        "display_name",
+        Column("kind", label=_("Kind"), accessor="get_kind_display"),
+        Column("email", label=_("Email"), accessor=_primary_email),
+        Column("phone", label=_("Phone"), accessor=_primary_phone),
+        Column("tags", label=_("Tags"), accessor=_tag_names),
+        DateColumn("updated_at", label=_("Updated"), sort_key="updated_at"),
+    ]
+
+    def get_queryset(self, request):
+        # Emails, phones and tags are prefetched: the listing runs a fixed
+        # number of queries however many rows it shows.
+        return Contact.objects.with_details()

@@ -1,0 +1,86 @@
+"""Create, edit and delete views whose writes go through a CRM service.
+
+Wagtail's generic views save the model form directly. These subclasses
+hand the validated form to a service instead and turn the service's
+``ValidationError`` (keyed by field) back into form errors, so staff see
+what is wrong next to the field without losing what they typed.
+"""
+
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
+from django.shortcuts import redirect
+from django.utils.functional import cached_property
+from wagtail.admin import messages
+from wagtail.admin.ui.tables import BulkActionsCheckboxColumn
+from wagtail.log_actions import log
+from wagtail.snippets.views import snippets
+
+
+def add_service_errors(form, error):
+    """Attach a service's ValidationError to ``form``, by field where the form has it."""
+    if hasattr(error, "error_dict"):
+        for name, messages in error.message_dict.items():
+            field = name if name in form.fields else None
+            if field is None and name != NON_FIELD_ERRORS:
+                messages = [f"{name}: {message}" for message in messages]
+            form.add_error(field, messages)
+    else:
+        form.add_error(None, error.messages)
+
+
+class ServiceFormMixin:
+    """For a create or edit view: ``save_with_service()`` replaces ``form.save()``."""
+
+    log_action = None
+
+    def save_with_service(self):
+        raise NotImplementedError
+
+    def save_instance(self):
+        instance = self.save_with_service()
+        # Keep Wagtail's own history and "last updated" information in step.
+        log(instance=instance, action=self.log_action, user=self.request.user)
+        return instance
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except ValidationError as error:
+            # The service raised before writing; the transaction was rolled back.
+            add_service_errors(form, error)
+            self.produced_error_code = "validation_error"
+            self.produced_error_message = self.get_error_message()
+            return self.form_invalid(form)
+
+
+class ServiceCreateView(ServiceFormMixin, snippets.CreateView):
+    log_action = "wagtail.create"
+
+
+class ServiceEditView(ServiceFormMixin, snippets.EditView):
+    log_action = "wagtail.edit"
+
+
+class ServiceDeleteView(snippets.DeleteView):
+    """``delete_with_service()`` replaces the model's delete()."""
+
+    def delete_with_service(self):
+        raise NotImplementedError
+
+    def delete_action(self):
+        self.delete_with_service()
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except ValidationError as error:
+            messages.error(self.request, " ".join(error.messages))
+            return redirect(self.get_success_url())
+
+
+class NoBulkActionsIndexView(snippets.IndexView):
+    """A listing without bulk-action checkboxes: Wagtail's bulk delete would
+    bypass the services (and hard-delete soft-deletable rows)."""
+
+    @cached_property
+    def columns(self):
+        return [c for c in super().columns if not isinstance(c, BulkActionsCheckboxColumn)]

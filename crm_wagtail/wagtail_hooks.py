@@ -1,0 +1,51 @@
+"""Registers the CRM back office in the Wagtail admin: one "CRM" menu."""
+
+from django.http import HttpResponseForbidden
+from django.utils.translation import gettext_lazy as _
+from wagtail import hooks
+from wagtail.permissions import register_permission_policy
+from wagtail.snippets.models import register_snippet
+from wagtail.snippets.views.snippets import SnippetViewSetGroup
+
+from crm_core.models import Activity, ConsentRecord, Contact, GroupMembership, Relationship
+
+from .backoffice.activities import ActivityViewSet
+from .backoffice.consent import ConsentRecordViewSet
+from .backoffice.contacts import ContactViewSet
+from .backoffice.customfields import CustomFieldViewSet
+from .backoffice.groups import GroupMembershipViewSet, GroupViewSet, TagViewSet
+from .backoffice.permissions import ReadOnlyPermissionPolicy
+from .backoffice.relationships import RelationshipTypeViewSet, RelationshipViewSet
+
+# Rows whose changes must go through a service (history, soft delete) or
+# that are never changed: Wagtail's generic bulk actions would bypass that.
+SERVICE_WRITTEN_MODELS = (Contact, Activity, Relationship, ConsentRecord, GroupMembership)
+
+
+class CRMViewSetGroup(SnippetViewSetGroup):
+    menu_label = _("CRM")
+    menu_icon = "group"
+    menu_order = 150
+    items = (
+        ContactViewSet,
+        ActivityViewSet,
+        RelationshipViewSet,
+        GroupViewSet,
+        GroupMembershipViewSet,
+        TagViewSet,
+        RelationshipTypeViewSet,
+        CustomFieldViewSet,
+        ConsentRecordViewSet,
+    )
+
+
+register_permission_policy(ConsentRecord, ReadOnlyPermissionPolicy(ConsentRecord))
+register_permission_policy(GroupMembership, ReadOnlyPermissionPolicy(GroupMembership))
+register_snippet(CRMViewSetGroup)
+
+
+@hooks.register("before_bulk_action")
+def refuse_bulk_actions_on_service_written_models(request, action_type, objects, action):
+    if getattr(action, "model", None) in SERVICE_WRITTEN_MODELS:
+        return HttpResponseForbidden(_("Change these records one at a time."))
+    return None
