@@ -336,6 +336,26 @@ def _display_custom_value(row):
     return value
 
 
+def _communication_notes(contact):
+    notes = []
+    if contact.preferred_channel:
+        notes.append(
+            gettext("Prefers %(channel)s.")
+            % {"channel": contact.get_preferred_channel_display().lower()}
+        )
+    for flag, text in (
+        ("do_not_email", gettext("Do not email.")),
+        ("do_not_phone", gettext("Do not phone.")),
+        ("do_not_mail", gettext("Do not mail.")),
+        ("do_not_sms", gettext("Do not SMS.")),
+        ("is_opt_out", gettext("Opted out of bulk mail.")),
+        ("is_deceased", gettext("Deceased.")),
+    ):
+        if getattr(contact, flag):
+            notes.append(text)
+    return notes
+
+
 class ContactInspectView(InspectView):
     """The contact summary: details, groups, tags, consent and the timeline."""
 
@@ -355,6 +375,7 @@ class ContactInspectView(InspectView):
         context.update(
             {
                 "contact": contact,
+                "communication": _communication_notes(contact),
                 "memberships": contact.group_memberships.current()
                 .select_related("group")
                 .order_by("group__name"),

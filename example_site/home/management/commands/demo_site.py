@@ -1,0 +1,105 @@
+"""Set up the example site for the demo: ``manage.py demo_site``.
+
+Creates the home page (replacing Wagtail's "Welcome" page), points the
+default Site at it, and creates the staff superuser ``admin``. Safe to run
+again: the home page is kept, and the admin password only changes when
+DEMO_ADMIN_PASSWORD is set.
+"""
+
+import os
+import secrets
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from wagtail.models import Page, Site
+
+from example_site.home.models import HomePage
+
+ADMIN_USERNAME = "admin"
+INTRO = """
+<p>This is the demo of a CRM that lives inside a Wagtail site. Staff run
+contacts, households, organisations, groups, consent and each contact's
+timeline from the Wagtail admin.</p>
+<p>The demo data is invented: names come from a seeded generator, email
+addresses use example domains and phone numbers are from the ranges set
+aside for drama, so nothing reaches a real person.</p>
+<p>Staff can <a href="/admin/">log in to the admin</a> with the account the
+<code>demo_site</code> command printed.</p>
+"""
+
+
+class Command(BaseCommand):
+    help = "Create the demo home page and the 'admin' staff user (idempotent)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--base-url",
+            default="http://127.0.0.1:8000",
+            help="Where the site is served, for the printed login address.",
+        )
+
+    def handle(self, *args, base_url, **options):
+        home, created = self.ensure_home_page()
+        self.stdout.write(
+            f"Home page {'created' if created else 'already there'}: {home.title} ({home.url})"
+        )
+        self.stdout.write(self.ensure_admin(base_url.rstrip("/")))
+
+    @transaction.atomic
+    def ensure_home_page(self):
+        home = HomePage.objects.first()
+        created = home is None
+        # Wagtail's initial migration adds a plain "Welcome" page at /home/.
+        welcome = Page.objects.filter(
+            depth=2, content_type=ContentType.objects.get_for_model(Page)
+        ).first()
+        if home is None:
+            if welcome is not None:
+                # Free its slug now; it is deleted once no Site points at it.
+                welcome.slug = f"welcome-{welcome.pk}"
+                welcome.save(update_fields=["slug", "url_path"])
+            home = HomePage(
+                title=settings.WAGTAIL_SITE_NAME, slug="home", intro=INTRO.strip(), live=True
+            )
+            Page.get_first_root_node().add_child(instance=home)
+            home.save_revision().publish()
+        site = Site.objects.filter(is_default_site=True).first()
+        if site is None:
+            Site.objects.create(
+                hostname="localhost",
+                port=80,
+                root_page=home,
+                is_default_site=True,
+                site_name=settings.WAGTAIL_SITE_NAME,
+            )
+        elif site.root_page_id != home.pk:
+            site.root_page = home
+            site.site_name = settings.WAGTAIL_SITE_NAME
+            site.save()
+        if welcome is not None and not Site.objects.filter(root_page=welcome).exists():
+            welcome.delete()
+        return home, created
+
+    def ensure_admin(self, base_url):
+        user_model = get_user_model()
+        given = os.environ.get("DEMO_ADMIN_PASSWORD")
+        user = user_model.objects.filter(username=ADMIN_USERNAME).first()
+        login = f"Staff login: {base_url}/admin/  user: {ADMIN_USERNAME}"
+        if user is None:
+            password = given or secrets.token_urlsafe(12)
+            user_model.objects.create_superuser(
+                ADMIN_USERNAME, email="admin@example.org", password=password
+            )
+            return f"{login}  password: {password}"
+        if given:
+            user.set_password(given)
+            user.is_active = user.is_staff = user.is_superuser = True
+            user.save()
+            return f"{login}  password: {given}  (reset from DEMO_ADMIN_PASSWORD)"
+        return (
+            f"{login}  password: unchanged (the user already exists; "
+            "set DEMO_ADMIN_PASSWORD to reset it)"
+        )
