@@ -113,10 +113,23 @@ def sample_queries(cursor, rng):
 
 def hand_written(kind, query):
     """(sql, params) of the best hand-written query for ``query``."""
+    from crm_core.selectors.contacts import (
+        MAX_NAME_WORDS,
+        MIN_FUZZY_WORD,
+        name_word_start_pattern,
+    )
+
     if kind in {"fuzzy_name", "exact_name"}:
-        words = query.split()
-        sql = NAME_SQL.format(words=" AND c.display_name %%> %s" * len(words))
-        return sql, [*words, query, query, LIMIT]
+        conditions, params = [], []
+        for word in query.split()[:MAX_NAME_WORDS]:
+            if len(word) < MIN_FUZZY_WORD:
+                conditions.append(" AND c.display_name ~* %s")
+                params.append(name_word_start_pattern(word))
+            else:
+                conditions.append(" AND c.display_name %%> %s")
+                params.append(word)
+        sql = NAME_SQL.format(words="".join(conditions))
+        return sql, [*params, query, query, LIMIT]
     if kind == "email_prefix":
         return EMAIL_SQL, [query.lower() + "%", query + "%", LIMIT]
     number = phonenumbers.format_number(
@@ -174,10 +187,15 @@ def run():
     from django.db import connection
 
     connection.ensure_connection()
+    from crm_core.selectors.contacts import NAME_WORD_THRESHOLD
+
     raw_connection = connection.connection
     # The hand-written SQL gets the best session there is: thresholds set once.
     with raw_connection.cursor() as cursor:
-        cursor.execute("SET pg_trgm.word_similarity_threshold = %s" % word_threshold())
+        cursor.execute(
+            "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
+            [str(NAME_WORD_THRESHOLD)],
+        )
         queries = sample_queries(cursor, random.Random(SEED))
     raw_connection.commit()
     figures = {kind: measure_kind(kind, items, raw_connection) for kind, items in queries.items()}
@@ -205,9 +223,3 @@ def run():
             }
         )
     return results
-
-
-def word_threshold():
-    from crm_core.selectors.contacts import NAME_WORD_THRESHOLD
-
-    return float(NAME_WORD_THRESHOLD)
