@@ -219,3 +219,10 @@ def test_huge_volunteer_duration_is_400(api):
 
     assert response.status_code == 400
     assert "duration" in response.json()
+
+
+def test_json_nested_too_deeply_is_400(api):
+    response = api.post(LIST, "[" * 100_000 + "]" * 100_000, content_type="application/json")
+
+    assert response.status_code == 400
+    assert "detail" in response.json()

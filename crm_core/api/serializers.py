@@ -98,9 +98,14 @@ class StrictFieldsMixin:
     back with PUT is accepted (the read-only values are ignored).
     """
 
+    # Sent by the browsable API's HTML forms along with the fields.
+    form_keys = frozenset({"csrfmiddlewaretoken"})
+
     def to_internal_value(self, data):
         if isinstance(data, Mapping):
-            unknown = sorted(str(name) for name in data if name not in self.fields)
+            unknown = sorted(
+                str(name) for name in data if name not in self.fields and name not in self.form_keys
+            )
             if unknown:
                 raise serializers.ValidationError({name: [_("Unknown field.")] for name in unknown})
         return super().to_internal_value(data)

@@ -14,8 +14,9 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import APIException
+from rest_framework.exceptions import APIException, ParseError
 from rest_framework.filters import OrderingFilter
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
@@ -43,6 +44,16 @@ class InUse(APIException):
     default_code = "in_use"
 
 
+class CRMJSONParser(JSONParser):
+    """JSON nested too deeply for Python's decoder is a 400 like other bad JSON."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError(_("JSON parse error - nested too deeply."))
+
+
 class CanRestoreContacts(BasePermission):
     """Taking a contact out of the trash needs ``crm_core.restore_contact``."""
 
@@ -56,6 +67,7 @@ class CRMViewSet(viewsets.GenericViewSet):
 
     filter_backends = [DjangoFilterBackend, OrderingFilter]
     pagination_class = CRMCursorPagination
+    parser_classes = [CRMJSONParser, FormParser, MultiPartParser]
 
 
 # -- contacts -------------------------------------------------------------------------
