@@ -44,7 +44,7 @@ test: lint
 	fi
 
 bench: venv
-	$(PY) bench/run.py
+	$(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) var *.egg-info .pytest_cache .ruff_cache test-artifacts

@@ -187,14 +187,14 @@ def run():
     from django.db import connection
 
     connection.ensure_connection()
-    from crm_core.selectors.contacts import NAME_WORD_THRESHOLD
+    from crm_core.conf import crm_setting
 
     raw_connection = connection.connection
     # The hand-written SQL gets the best session there is: thresholds set once.
     with raw_connection.cursor() as cursor:
         cursor.execute(
             "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
-            [str(NAME_WORD_THRESHOLD)],
+            [str(float(crm_setting("SEARCH_FUZZY_THRESHOLD")))],
         )
         queries = sample_queries(cursor, random.Random(SEED))
     raw_connection.commit()

@@ -2,20 +2,16 @@
 
 import re
 
-from django.db import connection, connections, transaction
+from django.db import connection
 from django.db.models import Case, IntegerField, Q, Value, When
 
 from ..conf import crm_setting
 from ..models import ConsentRecord, Contact, ContactEmail, ContactPhone
 from ..phones import looks_like_phone, normalize_phone
 
-# Least pg_trgm word similarity between each word typed and a contact's name.
-# One typo near the start of a short word scores little ("kiraa" for "Kiara":
-# 0.33, "jonh" for "John": 0.4); pg_trgm's default threshold (0.6) misses
-# those. Measured by bench/b5_search.py on a million contacts: 0.25 finds the
-# misspelt name among the candidates 9 times in 10 at a p95 under 60 ms; 0.2
-# finds a few more but costs half as much again.
-NAME_WORD_THRESHOLD = 0.25
+# How fuzzy name search is on PostgreSQL comes from the SEARCH_FUZZY_THRESHOLD
+# setting (default 0.25), applied to every connection by
+# ``set_search_threshold`` below; see crm_core/conf.py for how it was chosen.
 # Shorter words are matched as the start of a name word instead ("smi" finds
 # Smith): at the threshold above they would match nearly every name, and a
 # two- or three-letter word has no room for a typo anyway.
@@ -55,8 +51,8 @@ def search_filter(queryset, query):
     through the trigram index), so "Jonh Smiht" finds John Smith and "smi"
     finds the Smiths; SQLite matches every word as a substring.
 
-    On PostgreSQL how fuzzy depends on ``pg_trgm.word_similarity_threshold``
-    in the session; ``search_contacts`` sets it to ``NAME_WORD_THRESHOLD``.
+    On PostgreSQL how fuzzy depends on ``pg_trgm.word_similarity_threshold``,
+    which ``set_search_threshold`` sets on every new connection.
     """
     query = _clean_query(query)
     if not query:
@@ -89,42 +85,44 @@ def search_filter(queryset, query):
 
 
 def search_contacts(query, *, queryset=None, limit=None):
-    """Quick search, best matches first: a list of at most ``limit`` contacts.
-
-    On PostgreSQL runs in a transaction (joining the caller's, if any) that
-    sets ``pg_trgm.word_similarity_threshold`` to ``NAME_WORD_THRESHOLD``
-    until it ends.
-    """
+    """Quick search, best matches first: a list of at most ``limit`` contacts."""
     queryset = Contact.objects.all() if queryset is None else queryset
     limit = limit or crm_setting("SEARCH_LIMIT")
     matches = search_filter(queryset, query)
     query = _clean_query(query)
-    if not (_is_postgres() and _is_name_query(query)):
-        matches = matches.annotate(
-            rank=Case(
-                When(display_name__istartswith=query, then=Value(1)),
-                default=Value(0),
-                output_field=IntegerField(),
-            )
-        ).order_by("-rank", "sort_name", "pk")
-        return list(matches[:limit])
+    if not _is_name_query(query):
+        # Emails and phones match exactly or by prefix: nothing to rank.
+        return list(matches.order_by("sort_name", "pk")[:limit])
+    if _is_postgres():
+        from django.contrib.postgres.search import TrigramSimilarity, TrigramWordSimilarity
+        from django.db.models.functions import Greatest
 
-    from django.contrib.postgres.search import TrigramSimilarity, TrigramWordSimilarity
-    from django.db.models.functions import Greatest
-
-    matches = matches.annotate(
-        rank=Greatest(
+        rank = Greatest(
             TrigramSimilarity("display_name", query),
             TrigramWordSimilarity(query, "display_name"),
         )
-    ).order_by("-rank", "sort_name", "pk")
-    with transaction.atomic(using=matches.db, savepoint=False):
-        with connections[matches.db].cursor() as cursor:
-            cursor.execute(
-                "SELECT set_config('pg_trgm.word_similarity_threshold', %s, true)",
-                [str(NAME_WORD_THRESHOLD)],
-            )
-        return list(matches[:limit])
+    else:
+        rank = Case(
+            When(display_name__istartswith=query, then=Value(1)),
+            default=Value(0),
+            output_field=IntegerField(),
+        )
+    return list(matches.annotate(rank=rank).order_by("-rank", "sort_name", "pk")[:limit])
+
+
+def set_search_threshold(sender, connection, **kwargs):
+    """``connection_created`` receiver: make fuzzy name search as fuzzy as configured.
+
+    A session setting, so every caller of ``search_filter`` (API, admin,
+    commands) gets the same results as ``search_contacts``.
+    """
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT set_config('pg_trgm.word_similarity_threshold', %s, false)",
+            [str(float(crm_setting("SEARCH_FUZZY_THRESHOLD")))],
+        )
 
 
 def current_consent(contact):
