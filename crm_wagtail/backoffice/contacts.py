@@ -336,6 +336,28 @@ def _display_custom_value(row):
     return value
 
 
+def _display_change_value(value):
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)
+
+
+def _with_change_rows(activities):
+    """Give each activity ``change_rows``: (field, old, new) ready to show.
+
+    "Nothing to nothing" pairs (blank fields given on creation) are left out.
+    """
+    for activity in activities:
+        activity.change_rows = [
+            (name, _display_change_value(old), _display_change_value(new))
+            for name, (old, new) in (activity.changes or {}).items()
+            if old not in (None, "", [], False) or new not in (None, "", [], False)
+        ]
+    return activities
+
+
 def _communication_notes(contact):
     notes = []
     if contact.preferred_channel:
@@ -396,7 +418,7 @@ class ContactInspectView(InspectView):
                     )
                 ],
                 "consent": [consent[key] for key in sorted(consent)],
-                "timeline": contact_timeline(contact),
+                "timeline": _with_change_rows(contact_timeline(contact)),
             }
         )
         return context
