@@ -19,10 +19,12 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet -e ".[test,postgres,redis]"
 	@touch $@
 
+# Setup runs its tasks inline (TASKS_BACKEND=immediate): the worker then starts
+# on an empty queue instead of on tasks for pages the setup already replaced.
 demo: venv
-	DEBUG=1 $(PY) manage.py migrate --noinput
-	DEBUG=1 $(PY) manage.py crm_demo_data
-	DEBUG=1 $(PY) manage.py demo_site --base-url http://127.0.0.1:$(PORT)
+	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py migrate --noinput
+	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py crm_demo_data
+	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py demo_site --base-url http://127.0.0.1:$(PORT)
 	@echo "Serving on http://127.0.0.1:$(PORT)/ with the task worker (Ctrl-C stops both)"
 	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	DEBUG=1 $(PY) manage.py db_worker --queue-name "*" --no-reload & worker=$$!; \
