@@ -24,7 +24,7 @@ def record_system_event(contact, subject, *, actor=None, source="", changes=None
         contact=contact,
         activity_type=ActivityType.SYSTEM,
         subject=plain_text(subject)[:255],
-        details=details,
+        details=plain_text(details, multiline=True),
         changes=changes or {},
         source=source[:100],
         created_by=user_or_none(actor),
