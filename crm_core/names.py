@@ -30,6 +30,8 @@ def contact_names(
     else:
         display = " ".join(p for p in (first_name, last_name) if p)
         sort = ", ".join(p for p in (last_name, first_name) if p)
+    # The key is of the name alone: an email standing in for it matches nothing.
+    key = name_key(display)
     display = display or fallback
     sort = sort or fallback
-    return display[:255], sort[:255], name_key(display if (display != fallback) else "")[:255]
+    return display[:255], sort[:255], key[:255]

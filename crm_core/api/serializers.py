@@ -32,6 +32,7 @@ from ..models import (
     Tag,
 )
 from ..sanitize import plain_text
+from ..services.contacts import CONTACT_FIELDS
 
 # Largest value of a BigAutoField; a larger id names no row on any database.
 MAX_ID = 2**63 - 1
@@ -253,31 +254,9 @@ class ContactSerializer(CRMModelSerializer):
         model = Contact
         fields = [
             "id",
-            "kind",
             "display_name",
             "sort_name",
-            "prefix",
-            "first_name",
-            "middle_name",
-            "last_name",
-            "suffix",
-            "nickname",
-            "organization_name",
-            "household_name",
-            "job_title",
-            "employer",
-            "birth_date",
-            "preferred_language",
-            "preferred_channel",
-            "do_not_email",
-            "do_not_phone",
-            "do_not_mail",
-            "do_not_sms",
-            "is_opt_out",
-            "is_deceased",
-            "deceased_date",
-            "source",
-            "external_id",
+            *CONTACT_FIELDS,
             "emails",
             "phones",
             "addresses",

@@ -37,7 +37,33 @@ from ..phones import normalize_phone
 from ..sanitize import plain_text
 from .activities import record_system_event, user_or_none
 
-# Scalar contact fields the services accept, and which are plain text.
+# Scalar contact fields the services accept, in the order forms show them.
+CONTACT_FIELDS = (
+    "kind",
+    "prefix",
+    "first_name",
+    "middle_name",
+    "last_name",
+    "suffix",
+    "nickname",
+    "organization_name",
+    "household_name",
+    "job_title",
+    "employer",
+    "birth_date",
+    "preferred_language",
+    "preferred_channel",
+    "do_not_email",
+    "do_not_phone",
+    "do_not_mail",
+    "do_not_sms",
+    "is_opt_out",
+    "is_deceased",
+    "deceased_date",
+    "source",
+    "external_id",
+)
+# Those that are plain text, with their longest length.
 TEXT_FIELDS = {
     "prefix": 20,
     "first_name": 100,
@@ -50,26 +76,10 @@ TEXT_FIELDS = {
     "job_title": 255,
     "source": 255,
 }
-OTHER_FIELDS = {
-    "kind",
-    "employer",
-    "birth_date",
-    "preferred_language",
-    "preferred_channel",
-    "do_not_email",
-    "do_not_phone",
-    "do_not_mail",
-    "do_not_sms",
-    "is_opt_out",
-    "is_deceased",
-    "deceased_date",
-    "external_id",
-}
-CONTACT_FIELDS = set(TEXT_FIELDS) | OTHER_FIELDS
 
 
 def _clean_scalar_fields(fields):
-    unknown = set(fields) - CONTACT_FIELDS
+    unknown = set(fields) - set(CONTACT_FIELDS)
     if unknown:
         raise ValidationError({name: [_("Unknown field.")] for name in sorted(unknown)})
     cleaned = {}

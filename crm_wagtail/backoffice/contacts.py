@@ -27,6 +27,7 @@ from crm_core.models import (
 from crm_core.selectors.contacts import contact_timeline, current_consent, search_filter
 from crm_core.services.contacts import (
     ADDRESS_TEXT_FIELDS,
+    CONTACT_FIELDS,
     create_contact,
     trash_contact,
     update_contact,
@@ -42,30 +43,7 @@ from .service_views import (
 # The scalar contact fields staff edit. The contact's own ``source`` is left
 # out: the services take ``source`` as the writer's source (here "admin")
 # and use it as the contact's source on creation.
-CONTACT_FORM_FIELDS = [
-    "kind",
-    "prefix",
-    "first_name",
-    "middle_name",
-    "last_name",
-    "suffix",
-    "nickname",
-    "organization_name",
-    "household_name",
-    "job_title",
-    "employer",
-    "birth_date",
-    "preferred_language",
-    "preferred_channel",
-    "do_not_email",
-    "do_not_phone",
-    "do_not_mail",
-    "do_not_sms",
-    "is_opt_out",
-    "is_deceased",
-    "deceased_date",
-    "external_id",
-]
+CONTACT_FORM_FIELDS = [name for name in CONTACT_FIELDS if name != "source"]
 ADDRESS_FORM_FIELDS = [
     "street_address",
     "supplemental_address",
