@@ -26,6 +26,11 @@ DEFAULTS = {
     "API_ANON_RATE": "60/minute",
     # Longest free text accepted in notes, descriptions and consent wording.
     "MAX_TEXT_LENGTH": 20000,
+    # What a full refund does to what the contribution paid for: "cancel"
+    # cancels the membership term / registration, "keep" leaves it. A partial
+    # refund never cancels anything.
+    "REFUND_MEMBERSHIP_POLICY": "cancel",
+    "REFUND_REGISTRATION_POLICY": "cancel",
 }
 
 

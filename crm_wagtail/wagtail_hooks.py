@@ -9,6 +9,7 @@ from wagtail.snippets.views.snippets import SnippetViewSetGroup
 
 from crm_core.models import Activity, ConsentRecord, Contact, GroupMembership, Relationship
 
+from .backoffice import contributions, events, memberships
 from .backoffice.activities import ActivityViewSet
 from .backoffice.consent import ConsentRecordViewSet
 from .backoffice.contacts import ContactViewSet
@@ -42,6 +43,9 @@ class CRMViewSetGroup(SnippetViewSetGroup):
 register_permission_policy(ConsentRecord, ReadOnlyPermissionPolicy(ConsentRecord))
 register_permission_policy(GroupMembership, ReadOnlyPermissionPolicy(GroupMembership))
 register_snippet(CRMViewSetGroup)
+memberships.register()
+events.register()
+contributions.register()
 
 
 @hooks.register("before_bulk_action")

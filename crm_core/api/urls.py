@@ -9,7 +9,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import contributions, events, memberships, views
 
 app_name = "crm_api"
 
@@ -23,6 +23,9 @@ router.register("relationships", views.RelationshipViewSet, basename="relationsh
 router.register("activities", views.ActivityViewSet, basename="activity")
 router.register("custom-fields", views.CustomFieldViewSet, basename="custom-field")
 router.register("consent-records", views.ConsentRecordViewSet, basename="consent-record")
+memberships.register(router)
+events.register(router)
+contributions.register(router)
 
 urlpatterns = [
     path("v1/", include(router.urls)),
