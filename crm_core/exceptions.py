@@ -25,3 +25,35 @@ class ConsentRecordImmutable(CRMError):
     """Consent records are only ever appended."""
 
     status_code = 409
+
+
+class InvalidTransition(CRMError):
+    """A status change that is not allowed from the record's current status."""
+
+    status_code = 409
+
+
+class MembershipNotRenewable(CRMError):
+    status_code = 409
+
+
+class RegistrationClosed(CRMError):
+    """Registration is not open: before it opens, after it closes, or the event is inactive."""
+
+    status_code = 409
+
+
+class EventFull(CRMError):
+    """No seats left and no waitlist (or not enough seats for the whole registration)."""
+
+    status_code = 409
+
+
+class AlreadyRegistered(CRMError):
+    status_code = 409
+
+
+class RefundNotAllowed(CRMError):
+    """Refunding more than was paid, or a contribution that was never paid."""
+
+    status_code = 409

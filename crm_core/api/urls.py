@@ -39,6 +39,11 @@ urlpatterns = [
                     "ContactKindEnum": "crm_core.models.ContactKind",
                     "ChannelEnum": "crm_core.models.Channel",
                     "LocationEnum": "crm_core.models.LocationType",
+                    "MembershipStatusEnum": "crm_core.models.MembershipStatus",
+                    "ParticipantStatusEnum": "crm_core.models.ParticipantStatus",
+                    "ContributionStatusEnum": "crm_core.models.ContributionStatus",
+                    "RecurringStatusEnum": "crm_core.models.RecurringStatus",
+                    "PaymentMethodEnum": "crm_core.models.PaymentMethod",
                 },
             }
         ),
