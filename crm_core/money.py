@@ -86,7 +86,8 @@ def parse_amount(value, currency, *, allow_zero=False):
             % {"currency": currency.upper(), "places": exponent},
             code="too_many_decimal_places",
         )
-    return amount.quantize(quantum)
+    # copy_abs: "-0" is zero, not a negative zero stored and shown as "-0.00".
+    return amount.quantize(quantum).copy_abs()
 
 
 def to_minor_units(amount, currency):
@@ -96,10 +97,17 @@ def to_minor_units(amount, currency):
 
 
 def from_minor_units(units, currency):
-    """1234, "EUR" -> Decimal("12.34"); 500, "JPY" -> Decimal("500")."""
+    """1234, "EUR" -> Decimal("12.34"); 500, "JPY" -> Decimal("500").
+
+    Refuses what ``parse_amount`` refuses: negative and absurd amounts.
+    """
     if isinstance(units, bool) or not isinstance(units, int):
         raise ValidationError(_("Expected a whole number of minor units."), code="invalid_amount")
     exponent = currency_exponent(currency)
+    if units < 0:
+        raise ValidationError(_("The amount must not be negative."), code="amount_negative")
+    if units > MAX_AMOUNT.scaleb(exponent):
+        raise ValidationError(_("The amount is too large."), code="amount_too_large")
     return Decimal(units).scaleb(-exponent).quantize(Decimal(1).scaleb(-exponent))
 
 
