@@ -57,3 +57,9 @@ class RefundNotAllowed(CRMError):
     """Refunding more than was paid, or a contribution that was never paid."""
 
     status_code = 409
+
+
+class DuplicateTransaction(CRMError):
+    """A payment reference (transaction id) already recorded on another contribution."""
+
+    status_code = 409
