@@ -63,3 +63,9 @@ class DuplicateTransaction(CRMError):
     """A payment reference (transaction id) already recorded on another contribution."""
 
     status_code = 409
+
+
+class AlreadyMember(CRMError):
+    """The contact already has a live membership of this type; renew it instead."""
+
+    status_code = 409
