@@ -14,3 +14,15 @@ WAGTAILADMIN_BASE_URL = "http://testserver"
 # Static files come from the finders in tests; nothing is collected.
 STATIC_ROOT = None
 WHITENOISE_USE_FINDERS = True
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import os
+    import tempfile
+
+    # A file, not Django's shared in-memory database: tests that open real
+    # concurrent connections (tests/test_events_concurrency.py) need SQLite's
+    # file locking, WAL and busy timeout, which shared-cache memory databases
+    # lack ("database table is locked"). One file per process.
+    DATABASES["default"]["TEST"] = {  # noqa: F405
+        "NAME": os.path.join(tempfile.gettempdir(), f"crm-tests-{os.getpid()}.sqlite3")
+    }

@@ -1,3 +1,4 @@
+import functools
 import uuid
 import zoneinfo
 
@@ -10,9 +11,18 @@ from django.utils.translation import gettext_lazy as _
 
 from .contributions import AMOUNT
 
+# Most seats an event may have: more is a typo, not a venue.
+MAX_CAPACITY = 1_000_000
+
+
+@functools.cache
+def _time_zone_names():
+    # available_timezones() reads the zone files from disk on every call.
+    return frozenset(zoneinfo.available_timezones())
+
 
 def validate_timezone(name):
-    if name not in zoneinfo.available_timezones():
+    if not isinstance(name, str) or name not in _time_zone_names():
         raise ValidationError(_("%(name)s is not a time zone name.") % {"name": str(name)[:64]})
 
 
@@ -125,6 +135,8 @@ class Event(models.Model):
             errors["registration_closes_at"] = [_("Registration must close after it opens.")]
         if closes and self.ends_at and closes > self.ends_at:
             errors["registration_closes_at"] = [_("Registration must close by the end.")]
+        if self.capacity is not None and self.capacity > MAX_CAPACITY:
+            errors["capacity"] = [_("At most %(count)s seats.") % {"count": f"{MAX_CAPACITY:,}"}]
         try:
             self.currency = validate_currency(self.currency)
         except ValidationError as exc:
