@@ -44,6 +44,8 @@ urlpatterns = [
                     "ContributionStatusEnum": "crm_core.models.ContributionStatus",
                     "RecurringStatusEnum": "crm_core.models.RecurringStatus",
                     "PaymentMethodEnum": "crm_core.models.PaymentMethod",
+                    "LineItemKindEnum": "crm_core.models.LineItemKind",
+                    "SoftCreditKindEnum": "crm_core.models.SoftCreditKind",
                 },
             }
         ),
