@@ -46,6 +46,8 @@ urlpatterns = [
                     "PaymentMethodEnum": "crm_core.models.PaymentMethod",
                     "LineItemKindEnum": "crm_core.models.LineItemKind",
                     "SoftCreditKindEnum": "crm_core.models.SoftCreditKind",
+                    "DateEventEnum": "crm_core.models.DateEvent",
+                    "OffsetUnitEnum": "crm_core.models.OffsetUnit",
                 },
             }
         ),
