@@ -37,7 +37,7 @@ from ..models import (
     SoftCredit,
     SoftCreditKind,
 )
-from ..money import currency_exponent, parse_amount, validate_currency
+from ..money import currency_exponent, validate_currency
 from ..selectors.contributions import contributions_with_details, recurring_contributions
 from ..services import contributions as service
 from .filters import IdFilter
@@ -158,24 +158,6 @@ class CampaignSerializer(FullCleanModelSerializer):
             "ends_on",
             "is_active",
         ]
-
-    def validate(self, attrs):
-        currency = attrs.get("currency", getattr(self.instance, "currency", ""))
-        goal = attrs.get("goal_amount")
-        if goal is not None:
-            if not currency:
-                raise serializers.ValidationError({"currency": [_("Give the goal's currency.")]})
-            try:
-                attrs["goal_amount"] = parse_amount(goal, currency)
-            except ValidationError as error:
-                raise serializers.ValidationError({"goal_amount": error.messages}) from None
-        starts = attrs.get("starts_on", getattr(self.instance, "starts_on", None))
-        ends = attrs.get("ends_on", getattr(self.instance, "ends_on", None))
-        if starts and ends and ends < starts:
-            raise serializers.ValidationError(
-                {"ends_on": [_("The campaign ends before it starts.")]}
-            )
-        return attrs
 
 
 class FinancialTypeFilter(django_filters.FilterSet):

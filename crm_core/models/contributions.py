@@ -50,6 +50,30 @@ class Campaign(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from ..money import parse_amount, validate_currency
+
+        errors = {}
+        if self.currency:
+            try:
+                self.currency = validate_currency(self.currency)
+            except ValidationError as exc:
+                errors["currency"] = exc.messages
+        if self.goal_amount is not None:
+            if not self.currency:
+                errors.setdefault("currency", [_("Give the goal's currency.")])
+            elif "currency" not in errors:
+                try:
+                    self.goal_amount = parse_amount(self.goal_amount, self.currency)
+                except ValidationError as exc:
+                    errors["goal_amount"] = exc.messages
+        if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
+            errors["ends_on"] = [_("The campaign ends before it starts.")]
+        if errors:
+            raise ValidationError(errors)
+
 
 class ContributionStatus(models.TextChoices):
     PENDING = "pending", _("Pending")

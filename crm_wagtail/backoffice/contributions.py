@@ -1,5 +1,531 @@
-"""Admin screens for contributions (filled in by the contributions work)."""
+"""Contributions in the back office: a "Contributions" menu.
+
+Contributions are created (a simple donation, optionally already paid) and
+changed only through ``crm_core.services.contributions``: recording an
+offline payment, refunding and cancelling are small forms of their own,
+each checking its own permission. There is no edit or delete: money
+records are corrected by refunding or cancelling, which keeps the history.
+"""
+
+from django import forms
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import ProtectedError
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import path, reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import FormView
+from wagtail.admin import messages
+from wagtail.admin.forms import WagtailAdminModelForm
+from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
+from wagtail.admin.ui.tables import Column, DateColumn
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.widgets import AdminDateTimeInput
+from wagtail.permission_policies import ModelPermissionPolicy
+from wagtail.permissions import register_permission_policy
+from wagtail.snippets.models import register_snippet
+from wagtail.snippets.views import snippets
+from wagtail.snippets.views.snippets import InspectView, SnippetViewSet, SnippetViewSetGroup
+
+from crm_core.exceptions import CRMError
+from crm_core.models import (
+    Campaign,
+    Contribution,
+    ContributionStatus,
+    FinancialType,
+    RecurringContribution,
+    RecurringStatus,
+)
+from crm_core.money import format_money
+from crm_core.selectors.contributions import contributions_with_details, recurring_contributions
+from crm_core.services import contributions as service
+
+from .permissions import ReadOnlyPermissionPolicy
+from .service_views import NoBulkActionsIndexView, ServiceCreateView, add_service_errors
+
+SOURCE = "admin"
+
+
+class AddAndViewOnlyPermissionPolicy(ModelPermissionPolicy):
+    """Model permissions for adding and viewing; editing and deleting refused to all.
+
+    Contributions change only through their actions (payment, refund,
+    cancel), which check their own permissions.
+    """
+
+    def user_has_permission(self, user, action):
+        if action not in ("add", "view"):
+            return False
+        return super().user_has_permission(user, action)
+
+    def user_has_any_permission(self, user, actions):
+        return any(self.user_has_permission(user, action) for action in actions)
+
+    def users_with_any_permission(self, actions):
+        return super().users_with_any_permission([a for a in actions if a in ("add", "view")])
+
+
+def _money(contribution):
+    return format_money(contribution.total_amount, contribution.currency)
+
+
+# -- create: a simple donation ---------------------------------------------------------------
+
+
+class DonationForm(WagtailAdminModelForm):
+    """A one-line donation, pending unless "already paid" is ticked."""
+
+    amount = forms.CharField(label=_("Amount"), max_length=40, help_text=_("Such as 25.00."))
+    already_paid = forms.BooleanField(
+        label=_("Already paid"),
+        required=False,
+        help_text=_("Tick for a cheque, cash or bank transfer received; give the method."),
+    )
+    received_at = forms.DateTimeField(
+        label=_("Received"),
+        required=False,
+        widget=AdminDateTimeInput,
+        help_text=_("When it was paid; blank means now."),
+    )
+    transaction_id = forms.CharField(
+        label=_("Reference"),
+        max_length=255,
+        required=False,
+        help_text=_("Cheque number or bank reference."),
+    )
+
+    class Meta:
+        model = Contribution
+        fields = ["contact", "currency", "financial_type", "campaign", "payment_method", "note"]
+
+
+donation_edit_handler = ObjectList(
+    [
+        FieldPanel("contact"),
+        FieldRowPanel([FieldPanel("amount"), FieldPanel("currency")]),
+        FieldPanel("financial_type"),
+        FieldPanel("campaign"),
+        MultiFieldPanel(
+            [
+                FieldPanel("payment_method"),
+                FieldPanel("already_paid"),
+                FieldPanel("received_at"),
+                FieldPanel("transaction_id"),
+            ],
+            heading=_("Payment"),
+        ),
+        FieldPanel("note"),
+    ],
+    base_form_class=DonationForm,
+)
+
+
+def _as_form_error(error, names):
+    if isinstance(error, CRMError):
+        return ValidationError(error.message)
+    if hasattr(error, "error_dict"):
+        return ValidationError({names.get(k, k): v for k, v in error.message_dict.items()})
+    return error
+
+
+class ContributionCreateView(ServiceCreateView):
+    def save_with_service(self):
+        data = self.form.cleaned_data
+        try:
+            # Both or neither: a failed payment record must not leave a pending row behind.
+            with transaction.atomic():
+                contribution = service.create_pending(
+                    data["contact"],
+                    currency=data["currency"],
+                    lines=[{"kind": "donation", "amount": data["amount"]}],
+                    financial_type=data["financial_type"],
+                    campaign=data["campaign"],
+                    payment_method=data["payment_method"] or "",
+                    note=data["note"] or "",
+                    actor=self.request.user,
+                    source=SOURCE,
+                )
+                if data["already_paid"]:
+                    if not self.request.user.has_perm("crm_core.record_offline_payment"):
+                        raise ValidationError(
+                            {"already_paid": [gettext("You may not record payments.")]}
+                        )
+                    contribution = service.record_offline_payment(
+                        contribution,
+                        payment_method=data["payment_method"] or "",
+                        received_at=data["received_at"],
+                        transaction_id=data["transaction_id"],
+                        actor=self.request.user,
+                        source=SOURCE,
+                    )
+        except (ValidationError, CRMError) as error:
+            raise _as_form_error(error, {"lines": "amount"}) from None
+        return contribution
+
+
+# -- inspect and actions --------------------------------------------------------------------
+
+
+class ContributionInspectView(InspectView):
+    def get_object(self, queryset=None):
+        return get_object_or_404(
+            contributions_with_details().select_related(
+                "contact", "financial_type", "campaign", "recurring"
+            ),
+            pk=unquote(str(self.pk)),
+        )
+
+    def get_fields(self):
+        return [
+            "contact",
+            "total_amount",
+            "currency",
+            "status",
+            "financial_type",
+            "campaign",
+            "received_at",
+            "payment_method",
+            "transaction_id",
+            "refunded_amount",
+            "receipt_status",
+            "recurring",
+            "source",
+            "status_reason",
+            "note",
+            "created_at",
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        contribution, user = self.object, self.request.user
+        actions = []
+        if contribution.status in (ContributionStatus.PENDING, ContributionStatus.FAILED):
+            if user.has_perm("crm_core.record_offline_payment"):
+                actions.append(("record_payment", gettext("Record an offline payment")))
+            if user.has_perm("crm_core.change_contribution"):
+                actions.append(("cancel", gettext("Cancel")))
+        if contribution.status in (
+            ContributionStatus.COMPLETED,
+            ContributionStatus.PARTIALLY_REFUNDED,
+        ) and user.has_perm("crm_core.refund_contribution"):
+            actions.append(("refund", gettext("Refund")))
+        namespace = self.request.resolver_match.namespace
+        context.update(
+            {
+                "contribution": contribution,
+                "line_items": contribution.line_items.all(),
+                "soft_credits": contribution.soft_credits.all(),
+                "contribution_actions": [
+                    (reverse(f"{namespace}:{name}", args=[contribution.pk]), label)
+                    for name, label in actions
+                ],
+            }
+        )
+        return context
+
+
+class RecordPaymentForm(forms.Form):
+    payment_method = forms.ChoiceField(
+        label=_("Paid by"),
+        choices=[(m.value, m.label) for m in service.OFFLINE_PAYMENT_METHODS],
+    )
+    received_at = forms.DateTimeField(
+        label=_("Received"),
+        required=False,
+        widget=AdminDateTimeInput,
+        help_text=_("Blank means now."),
+    )
+    transaction_id = forms.CharField(
+        label=_("Reference"),
+        max_length=255,
+        required=False,
+        help_text=_("Cheque number or bank reference."),
+    )
+
+
+class RefundForm(forms.Form):
+    amount = forms.CharField(
+        label=_("Amount"),
+        max_length=40,
+        required=False,
+        help_text=_("Leave blank to refund everything not yet refunded."),
+    )
+    reason = forms.CharField(label=_("Reason"), max_length=255, required=False)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=255, required=False)
+
+
+class RequiredReasonForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=255)
+
+
+class ServiceActionView(WagtailAdminTemplateMixin, FormView):
+    """A small form that calls one service on one row, behind one permission."""
+
+    template_name = "crm_wagtail/contribution/action_form.html"
+    model = Contribution
+    permission = ""
+    header_icon = "form"
+    submit_button_label = _("Save")
+    success_message = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.has_perm(self.permission):
+            raise PermissionDenied
+        self.object = get_object_or_404(self.get_queryset(), pk=unquote(str(kwargs["pk"])))
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return contributions_with_details()
+
+    def get_page_subtitle(self):
+        return str(self.object)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            {
+                "action_url": self.request.path,
+                "submit_button_label": self.submit_button_label,
+                "object": self.object,
+            }
+        )
+        return context
+
+    def get_success_url(self):
+        namespace = self.request.resolver_match.namespace
+        return reverse(f"{namespace}:inspect", args=[self.object.pk])
+
+    def call_service(self, data):
+        raise NotImplementedError
+
+    def form_valid(self, form):
+        try:
+            self.call_service(form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+            return self.form_invalid(form)
+        except CRMError as error:
+            form.add_error(None, error.message)
+            return self.form_invalid(form)
+        messages.success(self.request, self.success_message)
+        return redirect(self.get_success_url())
+
+
+class RecordPaymentView(ServiceActionView):
+    form_class = RecordPaymentForm
+    permission = "crm_core.record_offline_payment"
+    page_title = _("Record an offline payment")
+    submit_button_label = _("Record payment")
+    success_message = _("Payment recorded.")
+
+    def call_service(self, data):
+        service.record_offline_payment(self.object, actor=self.request.user, source=SOURCE, **data)
+
+
+class RefundView(ServiceActionView):
+    form_class = RefundForm
+    permission = "crm_core.refund_contribution"
+    page_title = _("Refund")
+    submit_button_label = _("Record refund")
+    success_message = _("Refund recorded.")
+
+    def call_service(self, data):
+        service.refund(
+            self.object,
+            amount=data["amount"] or None,
+            reason=data["reason"],
+            actor=self.request.user,
+            source=SOURCE,
+        )
+
+
+class CancelView(ServiceActionView):
+    form_class = ReasonForm
+    permission = "crm_core.change_contribution"
+    page_title = _("Cancel contribution")
+    submit_button_label = _("Cancel contribution")
+    success_message = _("Contribution cancelled.")
+
+    def call_service(self, data):
+        service.cancel(self.object, actor=self.request.user, source=SOURCE, **data)
+
+
+class CancelRecurringView(ServiceActionView):
+    form_class = RequiredReasonForm
+    model = RecurringContribution
+    permission = "crm_core.change_recurringcontribution"
+    page_title = _("Cancel recurring contribution")
+    submit_button_label = _("Cancel recurring contribution")
+    success_message = _("Recurring contribution cancelled.")
+
+    def get_queryset(self):
+        return recurring_contributions()
+
+    def call_service(self, data):
+        service.cancel_recurring(self.object, actor=self.request.user, source=SOURCE, **data)
+
+
+# -- viewsets -------------------------------------------------------------------------------
+
+
+class ContributionViewSet(SnippetViewSet):
+    model = Contribution
+    icon = "form"
+    menu_label = _("Contributions")
+    add_to_reference_index = False
+    copy_view_enabled = False
+    inspect_view_enabled = True
+    index_view_class = NoBulkActionsIndexView
+    add_view_class = ContributionCreateView
+    inspect_view_class = ContributionInspectView
+    inspect_template_name = "crm_wagtail/contribution/inspect.html"
+    edit_handler = donation_edit_handler
+    list_filter = ["status", "currency", "financial_type", "campaign", "payment_method"]
+    search_fields = ["contact__display_name", "transaction_id"]
+    search_backend_name = None
+    list_per_page = 50
+    list_display = [
+        Column("contact", label=_("Contact"), accessor="contact"),
+        Column("total", label=_("Total"), accessor=_money),
+        Column("status", label=_("Status"), accessor="get_status_display"),
+        DateColumn("received_at", label=_("Received"), sort_key="received_at"),
+        Column("financial_type", label=_("Fund"), accessor="financial_type"),
+        Column("campaign", label=_("Campaign"), accessor="campaign"),
+    ]
+
+    def get_queryset(self, request):
+        return Contribution.objects.filter(contact__is_deleted=False).select_related(
+            "contact", "financial_type", "campaign"
+        )
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("record-payment/<str:pk>/", RecordPaymentView.as_view(), name="record_payment"),
+            path("refund/<str:pk>/", RefundView.as_view(), name="refund"),
+            path("cancel/<str:pk>/", CancelView.as_view(), name="cancel"),
+        ]
+
+
+class RecurringInspectView(InspectView):
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        recurring = self.object
+        context["contribution_actions"] = []
+        if recurring.status not in (
+            RecurringStatus.CANCELLED,
+            RecurringStatus.COMPLETED,
+        ) and self.request.user.has_perm("crm_core.change_recurringcontribution"):
+            namespace = self.request.resolver_match.namespace
+            context["contribution_actions"] = [
+                (reverse(f"{namespace}:cancel", args=[recurring.pk]), gettext("Cancel"))
+            ]
+        return context
+
+
+class RecurringContributionViewSet(SnippetViewSet):
+    """Listed and cancelled here; set up by payment providers, forms or the API."""
+
+    model = RecurringContribution
+    icon = "repeat"
+    menu_label = _("Recurring contributions")
+    add_to_reference_index = False
+    copy_view_enabled = False
+    inspect_view_enabled = True
+    index_view_class = NoBulkActionsIndexView
+    inspect_view_class = RecurringInspectView
+    inspect_template_name = "crm_wagtail/contribution/inspect.html"
+    list_filter = ["status", "frequency_unit", "currency"]
+    search_fields = ["contact__display_name", "processor_id"]
+    search_backend_name = None
+    list_per_page = 50
+    list_display = [
+        Column("contact", label=_("Contact"), accessor="contact"),
+        Column("amount", label=_("Amount"), accessor=lambda r: format_money(r.amount, r.currency)),
+        Column("frequency", label=_("Every"), accessor="get_frequency_unit_display"),
+        Column("status", label=_("Status"), accessor="get_status_display"),
+        DateColumn("next_date", label=_("Next payment"), sort_key="next_date"),
+    ]
+
+    def get_queryset(self, request):
+        return recurring_contributions().select_related("contact")
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path("cancel/<str:pk>/", CancelRecurringView.as_view(), name="cancel"),
+        ]
+
+
+class ProtectedDeleteView(snippets.DeleteView):
+    """Deleting a fund or campaign that money refers to is refused with a message."""
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except ProtectedError:
+            messages.error(
+                self.request,
+                gettext("%(name)s is in use; deactivate it instead of deleting it.")
+                % {"name": self.object},
+            )
+            return redirect(self.get_success_url())
+
+
+class FinancialTypeViewSet(SnippetViewSet):
+    model = FinancialType
+    icon = "tag"
+    menu_label = _("Funds")
+    add_to_reference_index = False
+    delete_view_class = ProtectedDeleteView
+    list_display = ["name", "slug", "is_deductible", "is_active"]
+    list_filter = ["is_active"]
+    form_fields = ["name", "slug", "description", "is_deductible", "is_active"]
+
+
+class CampaignViewSet(SnippetViewSet):
+    model = Campaign
+    icon = "pick"
+    menu_label = _("Campaigns")
+    add_to_reference_index = False
+    delete_view_class = ProtectedDeleteView
+    search_fields = ["name"]
+    search_backend_name = None
+    list_display = ["name", "slug", "starts_on", "ends_on", "is_active"]
+    list_filter = ["is_active"]
+    form_fields = [
+        "name",
+        "slug",
+        "description",
+        "goal_amount",
+        "currency",
+        "starts_on",
+        "ends_on",
+        "is_active",
+    ]
+
+
+class ContributionsViewSetGroup(SnippetViewSetGroup):
+    menu_label = _("Contributions")
+    menu_icon = "form"
+    menu_order = 170
+    items = (
+        ContributionViewSet,
+        RecurringContributionViewSet,
+        FinancialTypeViewSet,
+        CampaignViewSet,
+    )
 
 
 def register():
     """Register this module's viewsets with the Wagtail admin."""
+    register_permission_policy(Contribution, AddAndViewOnlyPermissionPolicy(Contribution))
+    register_permission_policy(
+        RecurringContribution, ReadOnlyPermissionPolicy(RecurringContribution)
+    )
+    register_snippet(ContributionsViewSetGroup)
