@@ -557,3 +557,29 @@ def test_syncing_inherited_memberships_twice_changes_nothing(employer_setup):
         "updated": 0,
         "cancelled": 0,
     }
+
+
+def test_leaving_auto_renew_off_is_refused_when_the_type_requires_it(contact):
+    with pytest.raises(ValidationError) as error:
+        join(contact, MembershipTypeFactory(auto_renew="required"))
+    assert "auto_renew" in error.value.message_dict
+
+
+def test_changing_to_a_type_the_contact_already_holds_is_refused(contact):
+    membership = join(contact)
+    gold = MembershipTypeFactory()
+    join(contact, gold)
+    with pytest.raises(AlreadyMember):
+        memberships.change_type(membership, gold)
+
+
+def test_changing_to_a_type_without_auto_renew_switches_it_off(contact):
+    membership = join(contact, MembershipTypeFactory(auto_renew="optional"), auto_renew=True)
+    memberships.change_type(membership, MembershipTypeFactory())
+    assert membership.auto_renew is False
+
+
+def test_a_pending_membership_can_be_cancelled(contact):
+    membership = join(contact, pending=True)
+    memberships.cancel(membership)
+    assert membership.status == "cancelled"
