@@ -29,6 +29,7 @@ from ..models import (
     Contact,
     Contribution,
     ContributionStatus,
+    Event,
     FinancialType,
     FrequencyUnit,
     LineItem,
@@ -566,7 +567,14 @@ def cancel(contribution, *, reason="", actor=None, source=""):
                     source=source,
                 )
         elif line.kind == LineItemKind.EVENT_FEE and line.applied_at is None:
-            participant = Participant.objects.select_for_update().get(pk=line.participant_id)
+            # The events services lock the event before its participants; same order here.
+            event_id = Participant.objects.values_list("event_id", flat=True).get(
+                pk=line.participant_id
+            )
+            Event.objects.select_for_update(no_key=True).get(pk=event_id)
+            participant = Participant.objects.select_for_update(of=("self",)).get(
+                pk=line.participant_id
+            )
             if participant.status == ParticipantStatus.PENDING_PAYMENT:
                 from . import events
 
