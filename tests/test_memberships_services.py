@@ -583,3 +583,11 @@ def test_a_pending_membership_can_be_cancelled(contact):
     membership = join(contact, pending=True)
     memberships.cancel(membership)
     assert membership.status == "cancelled"
+
+
+def test_a_late_payment_activates_the_pending_term_with_its_own_dates(contact):
+    membership = join(contact, pending=True, join_date=D(2024, 1, 1), today=D(2024, 1, 1))
+    memberships.apply_paid_term(paid_line(membership))
+    membership.refresh_from_db()
+    assert (membership.start_date, membership.end_date) == (D(2024, 1, 1), D(2024, 12, 31))
+    assert membership.status == "expired"  # as of the real today, long after 2024

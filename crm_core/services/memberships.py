@@ -579,9 +579,9 @@ def apply_paid_term(line_item, *, actor=None, source=""):
 
     Called by ``contributions.complete`` for each membership line item.
     ``line_item.quantity`` is the number of terms (1 to 10). A pending
-    membership is activated: its first term starts on its start date, or
-    today if payment came later (the join date moves with it when it was the
-    same day). Any other membership is renewed as ``renew`` does. Sets
+    membership is activated with the dates of its first ``quantity`` terms
+    from its start date (a payment that arrives late does not move them).
+    Any other membership is renewed as ``renew`` does. Sets
     ``term_start``, ``term_end`` and ``applied_at`` on the line item.
 
     Idempotent: a line item already applied changes nothing. The membership
@@ -599,17 +599,16 @@ def apply_paid_term(line_item, *, actor=None, source=""):
     today = timezone.localdate()
     before = _snapshot(locked, ("join_date",) + _DATE_FIELDS)
     if locked.status == MembershipStatus.PENDING:
-        start = max(locked.start_date, today)
-        if locked.join_date == locked.start_date:
-            locked.join_date = start
         try:
             locked.start_date, locked.end_date = first_term(
-                start, locked.membership_type, item.quantity
+                locked.start_date, locked.membership_type, item.quantity
             )
         except OverflowError:
             raise _too_far() from None
         term_start = locked.start_date
-        status = _rule_status_or_error(locked, today)
+        # The money is in: never refuse here. Without a rule for the dates
+        # (a misconfigured site) the member counts as new.
+        status = status_from_rules(locked, today=today) or MembershipStatus.NEW
         subject = _("Membership paid and activated: %(type)s")
     else:
         _renewable(locked)
