@@ -323,16 +323,18 @@ def _already_registered(event, contacts):
 
 
 def _register_locked(event, registered_by, prepared, pending_payment, now, actor, source):
-    _check_not_trashed([contact for contact, *_rest in prepared] + [registered_by])
-    event = _lock_event(event)
-    _check_window(event, now)
     contacts = [contact for contact, *_rest in prepared]
+    _check_not_trashed([*contacts, registered_by])
+    # Checked before taking the lock, to keep the locked part short; the
+    # partial unique constraint catches a place taken in between.
     if (
         Participant.objects.filter(event=event, contact__in=contacts)
         .exclude(status=Status.CANCELLED)
         .exists()
     ):
         raise _already_registered(event, contacts)
+    event = _lock_event(event)
+    _check_window(event, now)
 
     needed = sum(1 for _contact, role, *_rest in prepared if role.counts_towards_capacity)
     fits = True
