@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 from faker import Faker
 
+from crm_core.management.demo_giving import DemoGiving
 from crm_core.models import (
     ActivityStatus,
     ActivityType,
@@ -327,7 +328,10 @@ class DemoPlanner:
 
 
 class Command(BaseCommand):
-    help = "Load seeded demo contacts, households, organisations and their history."
+    help = (
+        "Load seeded demo contacts, households and organisations with their history, "
+        "memberships, events and giving."
+    )
 
     def handle(self, *args, **options):
         plan = DemoPlanner().build()
@@ -352,6 +356,7 @@ class Command(BaseCommand):
             f"Demo data: {created} contacts created, {len(plan) - created} already there "
             f"({demo_total} demo contacts), {relationships} relationships added."
         )
+        DemoGiving(self.stdout).load()
 
     def ensure_definitions(self):
         # Groups, tags, field and relationship definitions have no services:
