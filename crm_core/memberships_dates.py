@@ -17,50 +17,11 @@ Rules (CiviCRM's, where the issue is silent):
 Results past the year 9999 raise ``OverflowError``.
 """
 
-import calendar
 import datetime
 
+from .dates import add_days, add_months, date_in_month, month_index
+
 ONE_DAY = datetime.timedelta(days=1)
-
-
-def last_day_of_month(year, month):
-    return calendar.monthrange(year, month)[1]
-
-
-def _month_index(day):
-    return day.year * 12 + day.month - 1
-
-
-def _from_month_index(index, day_of_month):
-    year, month0 = divmod(index, 12)
-    if not 1 <= year <= 9999:
-        raise OverflowError("date out of range")
-    month = month0 + 1
-    return datetime.date(year, month, min(day_of_month, last_day_of_month(year, month)))
-
-
-def add_days(day, days):
-    return day + datetime.timedelta(days=days)
-
-
-def add_months(day, months):
-    """``day`` plus ``months`` (may be negative), clamped to the target month's last day."""
-    return _from_month_index(_month_index(day) + months, day.day)
-
-
-def add_years(day, years):
-    return add_months(day, 12 * years)
-
-
-def add_interval(day, unit, count):
-    """``day`` plus ``count`` days, months or years (``unit`` is "day", "month" or "year")."""
-    if unit == "day":
-        return add_days(day, count)
-    if unit == "month":
-        return add_months(day, count)
-    if unit == "year":
-        return add_years(day, count)
-    raise ValueError(f"unknown unit {unit!r}")
 
 
 def _term_months(mtype):
@@ -87,13 +48,13 @@ def _anniversary_at(index, month, day, unit):
     """The period start in the month with ``index`` (None when no period starts then)."""
     if unit == "year" and index % 12 != month - 1:
         return None
-    return _from_month_index(index, day)
+    return date_in_month(index, day)
 
 
 def period_start_on_or_before(day, mtype):
     """The latest day on or before ``day`` on which a fixed period of ``mtype`` starts."""
     month, start_day = mtype.fixed_period_start_month, mtype.fixed_period_start_day
-    index = _month_index(day)
+    index = month_index(day)
     for back in range(13):
         start = _anniversary_at(index - back, month, start_day, mtype.duration_unit)
         if start is not None and start <= day:
@@ -103,8 +64,8 @@ def period_start_on_or_before(day, mtype):
 
 def period_end(period_start, mtype, periods=1):
     """Last day of ``periods`` whole periods from ``period_start`` (a period start)."""
-    index = _month_index(period_start) + _term_months(mtype) * periods
-    return _from_month_index(index, mtype.fixed_period_start_day) - ONE_DAY
+    index = month_index(period_start) + _term_months(mtype) * periods
+    return date_in_month(index, mtype.fixed_period_start_day) - ONE_DAY
 
 
 def _rollover_on_or_after(period_start, mtype):
@@ -112,7 +73,7 @@ def _rollover_on_or_after(period_start, mtype):
     month, day = mtype.fixed_period_rollover_month, mtype.fixed_period_rollover_day
     if month is None or day is None:
         return None
-    index = _month_index(period_start)
+    index = month_index(period_start)
     for ahead in range(13):
         rollover = _anniversary_at(index + ahead, month, day, mtype.duration_unit)
         if rollover is not None and rollover >= period_start:
@@ -159,7 +120,7 @@ def renewal_end(anchor, current_end, mtype, terms=1):
         return period_end(period_start_on_or_before(next_day, mtype), mtype, terms)
     if mtype.duration_unit == "day":
         return add_days(current_end, mtype.duration_interval * terms)
-    months = _month_index(next_day) - _month_index(anchor)
+    months = month_index(next_day) - month_index(anchor)
     if anchor <= current_end and add_months(anchor, months) == next_day:
         return add_months(anchor, months + _term_months(mtype) * terms) - ONE_DAY
     return add_months(next_day, _term_months(mtype) * terms) - ONE_DAY

@@ -10,11 +10,9 @@ from freezegun import freeze_time
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from crm_core.dates import add_months, add_years, last_day_of_month
 from crm_core.memberships_dates import (
-    add_months,
-    add_years,
     first_term,
-    last_day_of_month,
     period_start_on_or_before,
     renewal_end,
     rolling_end,

@@ -373,7 +373,7 @@ def test_a_paid_term_for_several_terms_activates_them_all(contact):
 
 
 def join_end(start, years):
-    from crm_core.memberships_dates import add_years
+    from crm_core.dates import add_years
 
     return add_years(start, years) - datetime.timedelta(days=1)
 

@@ -13,7 +13,6 @@ transaction, locks the contribution row before reading its status, and
 records an entry in the payer's history.
 """
 
-import calendar
 import datetime
 from decimal import Decimal
 
@@ -23,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..conf import crm_setting
+from ..dates import add_months
 from ..exceptions import DuplicateTransaction, InvalidTransition, RefundNotAllowed
 from ..models import (
     Campaign,
@@ -679,13 +679,6 @@ def mark_receipt_sent(contribution, *, sent_at=None):
 
 
 # -- recurring --------------------------------------------------------------------------
-
-
-def add_months(start, months):
-    """``start`` moved by whole months, on the same day or the month's last day."""
-    month_index = start.month - 1 + months
-    year, month = start.year + month_index // 12, month_index % 12 + 1
-    return datetime.date(year, month, min(start.day, calendar.monthrange(year, month)[1]))
 
 
 def nth_payment_date(start_date, frequency_unit, frequency_interval, n):

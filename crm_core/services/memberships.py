@@ -26,10 +26,10 @@ from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ..dates import add_interval
 from ..exceptions import AlreadyMember, ContactDeleted, InvalidTransition, MembershipNotRenewable
 from ..memberships_dates import (
     ONE_DAY,
-    add_interval,
     first_term,
     grace_end,
     is_lifetime,
