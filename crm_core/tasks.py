@@ -1,14 +1,16 @@
 """Background tasks of crm_core (django-tasks; Wagtail 8's task API).
 
-django-tasks has no scheduler: run ``manage.py crm_update_membership_statuses``
-from cron, or enqueue ``update_membership_statuses_task`` from whatever
-schedules work on the site (see docs/memberships.md).
+django-tasks has no scheduler: run the matching management commands from
+cron (``crm_update_membership_statuses`` daily, ``crm_expire_waitlist_offers``
+every few minutes), or enqueue these tasks from whatever schedules work on
+the site (see docs/memberships.md and docs/events.md).
 """
 
 import datetime
 
 from django_tasks import task
 
+from .services.events import expire_waitlist_offers
 from .services.memberships import update_membership_statuses
 
 
@@ -20,3 +22,13 @@ def update_membership_statuses_task(day=None):
     """
     today = datetime.date.fromisoformat(day) if day else None
     return update_membership_statuses(today=today)
+
+
+@task()
+def expire_waitlist_offers_task():
+    """Cancel unanswered waitlist offers and offer the seats to the next in line.
+
+    Run it every few minutes (``manage.py crm_expire_waitlist_offers`` from
+    cron does the same). Returns the ids of the participants newly offered a seat.
+    """
+    return [participant.pk for participant in expire_waitlist_offers()]
