@@ -9,6 +9,7 @@ class CrmCoreConfig(AppConfig):
     def ready(self):
         from django.db.backends.signals import connection_created
 
+        from . import checks  # noqa: F401 - registers the system checks
         from .selectors.contacts import set_search_threshold
 
         connection_created.connect(set_search_threshold, dispatch_uid="crm_search_threshold")
