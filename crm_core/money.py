@@ -112,6 +112,11 @@ def from_minor_units(units, currency):
 
 
 def format_money(amount, currency):
-    """Plain "12.50 EUR" for messages and exports (locale formatting is the template's)."""
-    exponent = currency_exponent(currency)
-    return f"{Decimal(amount).quantize(Decimal(1).scaleb(-exponent))} {currency.upper()}"
+    """Plain "12.50 EUR" for messages and exports (locale formatting is the template's).
+
+    Never raises for a currency it does not know (it shows two places), so a
+    bad row can still be displayed and corrected.
+    """
+    code = str(currency or "").upper()
+    exponent = _EXPONENTS.get(code, 2)
+    return f"{Decimal(amount).quantize(Decimal(1).scaleb(-exponent))} {code}".strip()

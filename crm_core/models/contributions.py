@@ -6,6 +6,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..money import format_money
+
 # Every amount column: up to 99,999,999,999.999, so three-decimal currencies fit.
 AMOUNT = {"max_digits": 14, "decimal_places": 3}
 
@@ -200,7 +202,7 @@ class Contribution(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.total_amount} {self.currency} ({self.get_status_display()})"
+        return f"{format_money(self.total_amount, self.currency)} ({self.get_status_display()})"
 
 
 class LineItemKind(models.TextChoices):
@@ -387,4 +389,4 @@ class RecurringContribution(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.amount} {self.currency} / {self.get_frequency_unit_display()}"
+        return f"{format_money(self.amount, self.currency)} / {self.get_frequency_unit_display()}"

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..money import format_money
 from .contributions import AMOUNT
 
 # Most seats an event may have: more is a typo, not a venue.
@@ -166,7 +167,7 @@ class EventFeeLevel(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.label} ({self.amount} {self.event.currency})"
+        return f"{self.label} ({format_money(self.amount, self.event.currency)})"
 
 
 class EventQuestion(models.Model):

@@ -20,7 +20,7 @@ from django.views.generic import FormView
 from wagtail.admin import messages
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
-from wagtail.admin.ui.tables import Column, DateColumn
+from wagtail.admin.ui.tables import Column
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.widgets import AdminDateTimeInput
 from wagtail.permission_policies import ModelPermissionPolicy
@@ -42,6 +42,7 @@ from crm_core.money import format_money
 from crm_core.selectors.contributions import contributions_with_details, recurring_contributions
 from crm_core.services import contributions as service
 
+from .columns import CalendarDateColumn
 from .permissions import ReadOnlyPermissionPolicy
 from .service_views import NoBulkActionsIndexView, ServiceCreateView, add_service_errors
 
@@ -196,6 +197,14 @@ class ContributionInspectView(InspectView):
             "note",
             "created_at",
         ]
+
+    # Amounts are stored with three decimal places for every currency;
+    # staff read them in the currency's own: "30.00 GBP", "500 JPY".
+    def get_total_amount_display_value(self):
+        return format_money(self.object.total_amount, self.object.currency)
+
+    def get_refunded_amount_display_value(self):
+        return format_money(self.object.refunded_amount, self.object.currency)
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -393,7 +402,7 @@ class ContributionViewSet(SnippetViewSet):
         Column("contact", label=_("Contact"), accessor="contact"),
         Column("total", label=_("Total"), accessor=_money),
         Column("status", label=_("Status"), accessor="get_status_display"),
-        DateColumn("received_at", label=_("Received"), sort_key="received_at"),
+        CalendarDateColumn("received_at", label=_("Received")),
         Column("financial_type", label=_("Fund"), accessor="financial_type"),
         Column("campaign", label=_("Campaign"), accessor="campaign"),
     ]
@@ -413,6 +422,9 @@ class ContributionViewSet(SnippetViewSet):
 
 
 class RecurringInspectView(InspectView):
+    def get_amount_display_value(self):
+        return format_money(self.object.amount, self.object.currency)
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         recurring = self.object
@@ -449,7 +461,7 @@ class RecurringContributionViewSet(SnippetViewSet):
         Column("amount", label=_("Amount"), accessor=lambda r: format_money(r.amount, r.currency)),
         Column("frequency", label=_("Every"), accessor="get_frequency_unit_display"),
         Column("status", label=_("Status"), accessor="get_status_display"),
-        DateColumn("next_date", label=_("Next payment"), sort_key="next_date"),
+        CalendarDateColumn("next_date", label=_("Next payment")),
     ]
 
     def get_queryset(self, request):

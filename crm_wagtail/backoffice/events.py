@@ -31,6 +31,7 @@ from crm_core.models import Event, EventFeeLevel, EventQuestion, Participant, Pa
 from crm_core.selectors.events import seats_left_of, with_seats
 from crm_core.services import events as services
 
+from .columns import CalendarDateColumn
 from .service_views import NoBulkActionsIndexView, ServiceCreateView
 
 SOURCE = "admin"
@@ -46,7 +47,7 @@ class EventViewSet(SnippetViewSet):
     list_filter = ["is_active", "is_public"]
     list_display = [
         Column("title", label=_("Title"), sort_key="title"),
-        DateColumn("starts_at", label=_("Starts"), sort_key="starts_at"),
+        CalendarDateColumn("starts_at", label=_("Starts")),
         Column("capacity", label=_("Capacity")),
         Column("seats_taken", label=_("Seats taken")),
         Column("seats_left", label=_("Seats left"), accessor=seats_left_of),
@@ -307,7 +308,7 @@ class ParticipantViewSet(SnippetViewSet):
         Column("status", label=_("Status"), accessor="get_status_display"),
         Column("role", label=_("Role"), accessor="role"),
         DateColumn("registered_at", label=_("Registered"), sort_key="registered_at"),
-        DateColumn("offer_expires_at", label=_("Offer until")),
+        CalendarDateColumn("offer_expires_at", label=_("Offer until"), sort_key=None),
     ]
     edit_handler = ObjectList(
         [

@@ -18,7 +18,7 @@ from django.views.generic import FormView
 from wagtail import hooks
 from wagtail.admin import messages
 from wagtail.admin.ui.menus import MenuItem
-from wagtail.admin.ui.tables import Column, DateColumn
+from wagtail.admin.ui.tables import Column
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
@@ -29,6 +29,7 @@ from crm_core.exceptions import CRMError
 from crm_core.models import Membership, MembershipStatusRule, MembershipType
 from crm_core.services import memberships as services
 
+from .columns import CalendarDateColumn
 from .service_views import (
     NoBulkActionsIndexView,
     ServiceCreateView,
@@ -266,8 +267,8 @@ class MembershipViewSet(SnippetViewSet):
         Column("contact", label=_("Contact"), accessor="contact"),
         Column("membership_type", label=_("Type"), accessor="membership_type"),
         Column("status", label=_("Status"), accessor="get_status_display"),
-        DateColumn("start_date", label=_("Start date"), sort_key="start_date"),
-        DateColumn("end_date", label=_("End date"), sort_key="end_date"),
+        CalendarDateColumn("start_date", label=_("Start date")),
+        CalendarDateColumn("end_date", label=_("End date")),
     ]
 
     def get_queryset(self, request):

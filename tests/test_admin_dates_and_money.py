@@ -1,0 +1,56 @@
+"""Back office listings show calendar dates and amounts in the currency's own places."""
+
+import datetime
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from crm_core.services import contributions, memberships
+from tests.factories import EventFactory, MembershipTypeFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_membership_listing_shows_end_dates_as_calendar_dates(client, superuser, contact):
+    memberships.join(
+        contact,
+        MembershipTypeFactory(),
+        join_date=datetime.date(2026, 3, 1),
+        today=datetime.date(2026, 3, 1),
+    )
+    client.force_login(superuser)
+
+    html = client.get(reverse("wagtailsnippets_crm_core_membership:list")).content.decode()
+
+    assert "28 Feb 2027" in html
+    assert " ago" not in html
+
+
+def test_event_listing_shows_when_an_upcoming_event_starts(client, superuser):
+    event = EventFactory()
+    client.force_login(superuser)
+
+    html = client.get(reverse("wagtailsnippets_crm_core_event:list")).content.decode()
+
+    assert timezone.localtime(event.starts_at).strftime("%-d %b %Y %H:%M") in html
+    assert "Just now" not in html
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "shown"),
+    [("GBP", "30", "30.00 GBP"), ("JPY", "500", "500 JPY"), ("KWD", "1.5", "1.500 KWD")],
+)
+def test_contribution_page_shows_amounts_with_the_currency_places(
+    client, superuser, contact, currency, amount, shown
+):
+    contribution = contributions.create_pending(
+        contact, currency=currency, lines=[{"kind": "donation", "amount": amount}]
+    )
+    client.force_login(superuser)
+
+    url = reverse("wagtailsnippets_crm_core_contribution:inspect", args=[contribution.pk])
+    html = client.get(url).content.decode()
+
+    assert shown in html
+    assert f"{amount}.000" not in html and "30.000" not in html
