@@ -54,3 +54,29 @@ def test_contribution_page_shows_amounts_with_the_currency_places(
 
     assert shown in html
     assert f"{amount}.000" not in html and "30.000" not in html
+
+
+def test_participant_rows_offer_only_the_actions_their_status_allows(client, superuser):
+    from crm_core.services import events
+    from tests.factories import ContactFactory
+
+    event = EventFactory()
+    registered, attended = ContactFactory(), ContactFactory()
+    for person in (registered, attended):
+        events.register(event, registered_by=person, attendees=[{"contact": person}])
+    events.check_in(event.participants.get(contact=attended))
+    client.force_login(superuser)
+
+    html = client.get(reverse("wagtailsnippets_crm_core_participant:list")).content.decode()
+
+    def actions_of(participant):
+        base = reverse("wagtailsnippets_crm_core_participant:list")
+        return {slug for slug in ("check-in", "no-show", "accept-offer", "cancel")
+                if f"{base}action/{participant.pk}/{slug}/" in html}  # fmt: skip
+
+    assert actions_of(event.participants.get(contact=registered)) == {
+        "check-in",
+        "no-show",
+        "cancel",
+    }
+    assert actions_of(event.participants.get(contact=attended)) == set()

@@ -27,7 +27,14 @@ from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import SnippetViewSet, SnippetViewSetGroup
 
 from crm_core.exceptions import CRMError
-from crm_core.models import Event, EventFeeLevel, EventQuestion, Participant, ParticipantRole
+from crm_core.models import (
+    Event,
+    EventFeeLevel,
+    EventQuestion,
+    Participant,
+    ParticipantRole,
+    ParticipantStatus,
+)
 from crm_core.selectors.events import seats_left_of, with_seats
 from crm_core.services import events as services
 
@@ -161,6 +168,24 @@ PARTICIPANT_ACTIONS = {
 }
 
 
+def action_applies(slug, participant):
+    """Whether a row offers the action: only the ones the service would accept."""
+    status = participant.status
+    if slug == "check-in":
+        return status in (ParticipantStatus.REGISTERED, ParticipantStatus.NO_SHOW)
+    if slug == "no-show":
+        return status == ParticipantStatus.REGISTERED
+    if slug == "accept-offer":
+        return status == ParticipantStatus.WAITLISTED and participant.offer_expires_at is not None
+    if slug == "cancel":
+        return status in (
+            ParticipantStatus.PENDING_PAYMENT,
+            ParticipantStatus.REGISTERED,
+            ParticipantStatus.WAITLISTED,
+        )
+    return False
+
+
 class ParticipantActionView(WagtailAdminTemplateMixin, TemplateView):
     """GET asks for confirmation, POST calls the service; permission-checked."""
 
@@ -227,7 +252,7 @@ class ParticipantIndexView(NoBulkActionsIndexView):
         for priority, (slug, (_service, perm, label, _question)) in enumerate(
             PARTICIPANT_ACTIONS.items(), start=40
         ):
-            if user.has_perm(perm):
+            if user.has_perm(perm) and action_applies(slug, instance):
                 buttons.append(
                     ListingButton(
                         label,
