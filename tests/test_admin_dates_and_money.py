@@ -80,3 +80,29 @@ def test_participant_rows_offer_only_the_actions_their_status_allows(client, sup
         "cancel",
     }
     assert actions_of(event.participants.get(contact=attended)) == set()
+
+
+def test_membership_rows_offer_renew_and_cancel_only_while_they_apply(client, superuser):
+    from tests.factories import ContactFactory
+
+    mtype = MembershipTypeFactory()
+    live = memberships.join(ContactFactory(), mtype)
+    cancelled = memberships.cancel(memberships.join(ContactFactory(), mtype), reason="Moved")
+    client.force_login(superuser)
+
+    html = client.get(reverse("wagtailsnippets_crm_core_membership:list")).content.decode()
+
+    for name in ("crm_membership_renew", "crm_membership_cancel"):
+        assert reverse(name, args=[live.pk]) in html
+        assert reverse(name, args=[cancelled.pk]) not in html
+
+
+def test_contribution_rows_link_to_the_contribution(client, superuser, contact):
+    contribution = contributions.create_pending(
+        contact, currency="GBP", lines=[{"kind": "donation", "amount": "5"}]
+    )
+    client.force_login(superuser)
+
+    html = client.get(reverse("wagtailsnippets_crm_core_contribution:list")).content.decode()
+
+    assert reverse("wagtailsnippets_crm_core_contribution:inspect", args=[contribution.pk]) in html

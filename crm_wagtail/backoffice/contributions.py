@@ -399,7 +399,7 @@ class ContributionViewSet(SnippetViewSet):
     search_backend_name = None
     list_per_page = 50
     list_display = [
-        Column("contact", label=_("Contact"), accessor="contact"),
+        "contact",  # the title column: links to the record and carries its row menu
         Column("total", label=_("Total"), accessor=_money),
         Column("status", label=_("Status"), accessor="get_status_display"),
         CalendarDateColumn("received_at", label=_("Received")),
@@ -457,7 +457,7 @@ class RecurringContributionViewSet(SnippetViewSet):
     search_backend_name = None
     list_per_page = 50
     list_display = [
-        Column("contact", label=_("Contact"), accessor="contact"),
+        "contact",  # the title column: links to the record and carries its row menu
         Column("amount", label=_("Amount"), accessor=lambda r: format_money(r.amount, r.currency)),
         Column("frequency", label=_("Every"), accessor="get_frequency_unit_display"),
         Column("status", label=_("Status"), accessor="get_status_display"),

@@ -156,7 +156,10 @@ class MembershipIndexView(NoBulkActionsIndexView):
     def get_list_more_buttons(self, instance):
         buttons = super().get_list_more_buttons(instance)
         user = self.request.user
-        if user.has_perm("crm_core.renew_membership"):
+        # Offer only what the services would accept for this membership.
+        live = instance.status not in CLOSED_STATUSES and not instance.inherited_from_id
+        renewable = live and instance.status != "pending" and instance.end_date is not None
+        if renewable and user.has_perm("crm_core.renew_membership"):
             buttons.append(
                 MenuItem(
                     _("Renew"),
@@ -165,7 +168,7 @@ class MembershipIndexView(NoBulkActionsIndexView):
                     priority=30,
                 )
             )
-        if user.has_perm("crm_core.change_membership"):
+        if live and user.has_perm("crm_core.change_membership"):
             buttons.append(
                 MenuItem(
                     _("Cancel membership"),
@@ -175,6 +178,9 @@ class MembershipIndexView(NoBulkActionsIndexView):
                 )
             )
         return buttons
+
+
+CLOSED_STATUSES = ("cancelled", "deceased")
 
 
 class RenewForm(forms.Form):
@@ -264,7 +270,7 @@ class MembershipViewSet(SnippetViewSet):
     search_backend_name = None
     list_per_page = 50
     list_display = [
-        Column("contact", label=_("Contact"), accessor="contact"),
+        "contact",  # the title column: links to the record and carries its row menu
         Column("membership_type", label=_("Type"), accessor="membership_type"),
         Column("status", label=_("Status"), accessor="get_status_display"),
         CalendarDateColumn("start_date", label=_("Start date")),
