@@ -663,18 +663,27 @@ def _apply_refund_policies(contribution, *, actor, source):
 
 
 @transaction.atomic
-def mark_receipt_sent(contribution, *, sent_at=None):
+def mark_receipt_sent(contribution, *, sent_at=None, actor=None, source=""):
     """Note that the receipt went out (sending it is the receipts task's job).
 
-    Only for contributions that were paid; marking twice keeps the first time.
+    Only for contributions that were paid; marking twice keeps the first time
+    and records nothing more in the payer's history.
     """
     locked = _locked(contribution)
     if locked.status not in PAID_STATUSES:
         _refuse(locked, _("receipted"))
     if locked.receipt_status != ReceiptStatus.SENT:
+        old = locked.receipt_status
         locked.receipt_status = ReceiptStatus.SENT
         locked.receipt_sent_at = sent_at or timezone.now()
         locked.save(update_fields=["receipt_status", "receipt_sent_at", "updated_at"])
+        record_system_event(
+            locked.contact,
+            _("Receipt for %(money)s sent") % {"money": _money(locked)},
+            actor=actor,
+            source=source,
+            changes={"receipt_status": [old, ReceiptStatus.SENT]},
+        )
     return locked
 
 

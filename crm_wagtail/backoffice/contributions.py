@@ -2,9 +2,12 @@
 
 Contributions are created (a simple donation, optionally already paid) and
 changed only through ``crm_core.services.contributions``: recording an
-offline payment, refunding and cancelling are small forms of their own,
-each checking its own permission. There is no edit or delete: money
-records are corrected by refunding or cancelling, which keeps the history.
+offline payment, marking a payment failed, refunding, cancelling and noting
+that the receipt went out are small forms of their own, each checking its
+own permission and offered only while the contribution's status allows it.
+There is no edit or delete: money records are corrected by refunding or
+cancelling, which keeps the history. Recurring contributions are set up
+with ``create_recurring`` and stopped with ``cancel_recurring``.
 """
 
 from django import forms
@@ -35,6 +38,7 @@ from crm_core.models import (
     Contribution,
     ContributionStatus,
     FinancialType,
+    ReceiptStatus,
     RecurringContribution,
     RecurringStatus,
 )
@@ -43,7 +47,6 @@ from crm_core.selectors.contributions import contributions_with_details, recurri
 from crm_core.services import contributions as service
 
 from .columns import CalendarDateColumn
-from .permissions import ReadOnlyPermissionPolicy
 from .service_views import NoBulkActionsIndexView, ServiceCreateView, add_service_errors
 
 SOURCE = "admin"
@@ -52,8 +55,8 @@ SOURCE = "admin"
 class AddAndViewOnlyPermissionPolicy(ModelPermissionPolicy):
     """Model permissions for adding and viewing; editing and deleting refused to all.
 
-    Contributions change only through their actions (payment, refund,
-    cancel), which check their own permissions.
+    Contributions and recurring contributions change only through their
+    actions (payment, refund, cancel...), which check their own permissions.
     """
 
     def user_has_permission(self, user, action):
@@ -213,6 +216,10 @@ class ContributionInspectView(InspectView):
         if contribution.status in (ContributionStatus.PENDING, ContributionStatus.FAILED):
             if user.has_perm("crm_core.record_offline_payment"):
                 actions.append(("record_payment", gettext("Record an offline payment")))
+            if contribution.status == ContributionStatus.PENDING and user.has_perm(
+                "crm_core.change_contribution"
+            ):
+                actions.append(("fail", gettext("Mark failed")))
             if user.has_perm("crm_core.change_contribution"):
                 actions.append(("cancel", gettext("Cancel")))
         if contribution.status in (
@@ -220,6 +227,12 @@ class ContributionInspectView(InspectView):
             ContributionStatus.PARTIALLY_REFUNDED,
         ) and user.has_perm("crm_core.refund_contribution"):
             actions.append(("refund", gettext("Refund")))
+        if (
+            contribution.status in service.PAID_STATUSES
+            and contribution.receipt_status != ReceiptStatus.SENT
+            and user.has_perm("crm_core.change_contribution")
+        ):
+            actions.append(("mark_receipt_sent", gettext("Mark receipt sent")))
         namespace = self.request.resolver_match.namespace
         context.update(
             {
@@ -364,6 +377,32 @@ class CancelView(ServiceActionView):
         service.cancel(self.object, actor=self.request.user, source=SOURCE, **data)
 
 
+class FailView(ServiceActionView):
+    form_class = RequiredReasonForm
+    permission = "crm_core.change_contribution"
+    page_title = _("Mark payment failed")
+    submit_button_label = _("Mark failed")
+    success_message = _("Contribution marked failed.")
+
+    def call_service(self, data):
+        service.fail(self.object, actor=self.request.user, source=SOURCE, **data)
+
+
+class ConfirmForm(forms.Form):
+    """No questions: the page asks for confirmation and the button answers it."""
+
+
+class MarkReceiptSentView(ServiceActionView):
+    form_class = ConfirmForm
+    permission = "crm_core.change_contribution"
+    page_title = _("Mark receipt sent")
+    submit_button_label = _("Mark receipt sent")
+    success_message = _("Receipt marked as sent.")
+
+    def call_service(self, data):
+        service.mark_receipt_sent(self.object, actor=self.request.user, source=SOURCE)
+
+
 class CancelRecurringView(ServiceActionView):
     form_class = RequiredReasonForm
     model = RecurringContribution
@@ -418,7 +457,79 @@ class ContributionViewSet(SnippetViewSet):
             path("record-payment/<str:pk>/", RecordPaymentView.as_view(), name="record_payment"),
             path("refund/<str:pk>/", RefundView.as_view(), name="refund"),
             path("cancel/<str:pk>/", CancelView.as_view(), name="cancel"),
+            path("fail/<str:pk>/", FailView.as_view(), name="fail"),
+            path(
+                "mark-receipt-sent/<str:pk>/",
+                MarkReceiptSentView.as_view(),
+                name="mark_receipt_sent",
+            ),
         ]
+
+
+class RecurringContributionForm(WagtailAdminModelForm):
+    """A standing order entered by staff (a bank standing order, a pledge).
+
+    The amount and currency are read by ``create_recurring``, which says
+    what is wrong next to the field; the model does not check them twice.
+    """
+
+    amount = forms.CharField(label=_("Amount"), max_length=40, help_text=_("Such as 10.00."))
+
+    class Meta:
+        model = RecurringContribution
+        fields = [
+            "contact",
+            "currency",
+            "frequency_unit",
+            "frequency_interval",
+            "installments",
+            "financial_type",
+            "campaign",
+            "membership",
+            "start_date",
+            "payment_method",
+        ]
+
+    def _get_validation_exclusions(self):
+        return {*super()._get_validation_exclusions(), "amount", "currency"}
+
+
+recurring_edit_handler = ObjectList(
+    [
+        FieldPanel("contact"),
+        FieldRowPanel([FieldPanel("amount"), FieldPanel("currency")]),
+        FieldRowPanel([FieldPanel("frequency_interval"), FieldPanel("frequency_unit")]),
+        FieldRowPanel([FieldPanel("start_date"), FieldPanel("installments")]),
+        FieldPanel("financial_type"),
+        FieldPanel("campaign"),
+        FieldPanel("membership"),
+        FieldPanel("payment_method"),
+    ],
+    base_form_class=RecurringContributionForm,
+)
+
+
+class RecurringCreateView(ServiceCreateView):
+    def save_with_service(self):
+        data = self.form.cleaned_data
+        try:
+            return service.create_recurring(
+                data["contact"],
+                amount=data["amount"],
+                currency=data["currency"],
+                frequency_unit=data["frequency_unit"],
+                frequency_interval=data["frequency_interval"],
+                financial_type=data["financial_type"],
+                campaign=data["campaign"],
+                membership=data["membership"],
+                installments=data["installments"],
+                start_date=data["start_date"],
+                payment_method=data["payment_method"] or "",
+                actor=self.request.user,
+                source=SOURCE,
+            )
+        except CRMError as error:
+            raise ValidationError(error.message) from None
 
 
 class RecurringInspectView(InspectView):
@@ -441,7 +552,7 @@ class RecurringInspectView(InspectView):
 
 
 class RecurringContributionViewSet(SnippetViewSet):
-    """Listed and cancelled here; set up by payment providers, forms or the API."""
+    """Set up by staff here (or by payment providers, forms and the API); cancelled here."""
 
     model = RecurringContribution
     icon = "repeat"
@@ -450,8 +561,10 @@ class RecurringContributionViewSet(SnippetViewSet):
     copy_view_enabled = False
     inspect_view_enabled = True
     index_view_class = NoBulkActionsIndexView
+    add_view_class = RecurringCreateView
     inspect_view_class = RecurringInspectView
     inspect_template_name = "crm_wagtail/contribution/inspect.html"
+    edit_handler = recurring_edit_handler
     list_filter = ["status", "frequency_unit", "currency"]
     search_fields = ["contact__display_name", "processor_id"]
     search_backend_name = None
@@ -538,6 +651,6 @@ def register():
     """Register this module's viewsets with the Wagtail admin."""
     register_permission_policy(Contribution, AddAndViewOnlyPermissionPolicy(Contribution))
     register_permission_policy(
-        RecurringContribution, ReadOnlyPermissionPolicy(RecurringContribution)
+        RecurringContribution, AddAndViewOnlyPermissionPolicy(RecurringContribution)
     )
     register_snippet(ContributionsViewSetGroup)

@@ -3,16 +3,20 @@
 Events, fee levels, questions and roles are configuration edited with
 Wagtail's own views (model validation applies). Participants are written
 only through ``crm_core.services.events``: "Add" registers a person, and
-check-in, no-show and cancel are confirmation pages that call the service.
+check-in, undo check-in, no-show and cancel are confirmation pages that
+call the service. An event's row offers its waiting list the free seats.
 """
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
 from django.http import HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from django.views.generic import TemplateView
 from wagtail import hooks
 from wagtail.admin import messages
@@ -24,6 +28,7 @@ from wagtail.admin.widgets.button import ListingButton
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
+from wagtail.snippets.views import snippets
 from wagtail.snippets.views.snippets import SnippetViewSet, SnippetViewSetGroup
 
 from crm_core.exceptions import CRMError
@@ -44,6 +49,99 @@ from .service_views import NoBulkActionsIndexView, ServiceCreateView
 SOURCE = "admin"
 
 
+def _error_text(error):
+    return error.message if isinstance(error, CRMError) else " ".join(error.messages)
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def offer_seats_applies(event):
+    """Whether offering free seats could help: someone waits without an offer,
+    a seat is free (or there is no limit) and the event has not ended.
+
+    ``event`` comes from ``EventViewSet.get_queryset`` (seats and the waiting
+    count annotated, so the listing asks nothing per row).
+    """
+    seats_left = seats_left_of(event)
+    return (
+        event.waiting_without_offer > 0
+        and (seats_left is None or seats_left > 0)
+        and event.ends_at >= timezone.now()
+    )
+
+
+class OfferSeatsView(WagtailAdminTemplateMixin, TemplateView):
+    """GET asks for confirmation, POST offers the free seats through the service."""
+
+    template_name = "crm_wagtail/event/offer_seats.html"
+    permission = "crm_core.change_event"
+    page_title = _("Offer free seats to the waiting list")
+    header_icon = "date"
+    viewset = None
+
+    def dispatch(self, request, pk):
+        if not request.user.has_perm(self.permission):
+            raise PermissionDenied
+        self.event = get_object_or_404(Event, pk=pk)
+        return super().dispatch(request, pk=pk)
+
+    def get_page_subtitle(self):
+        return str(self.event)
+
+    @property
+    def index_url(self):
+        return reverse(self.viewset.get_url_name("list"))
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(event=self.event, back_url=self.index_url)
+        return context
+
+    def post(self, request, pk):
+        try:
+            offered = services.promote_from_waitlist(self.event, actor=request.user, source=SOURCE)
+        except (CRMError, ValidationError) as error:
+            messages.error(request, _error_text(error))
+        else:
+            if offered:
+                messages.success(
+                    request,
+                    ngettext(
+                        "%(count)d person on the waiting list was offered a seat.",
+                        "%(count)d people on the waiting list were offered a seat.",
+                        len(offered),
+                    )
+                    % {"count": len(offered)},
+                )
+            else:
+                messages.warning(
+                    request,
+                    _("No one was offered a seat: no seat is free or no one is waiting."),
+                )
+        return redirect(self.index_url)
+
+
+class EventIndexView(snippets.IndexView):
+    """Events, with "Offer free seats" in the row menu while it could help."""
+
+    def get_list_more_buttons(self, instance):
+        buttons = list(super().get_list_more_buttons(instance))
+        if self.request.user.has_perm(OfferSeatsView.permission) and offer_seats_applies(instance):
+            buttons.append(
+                ListingButton(
+                    OfferSeatsView.page_title,
+                    url=reverse(
+                        self.index_url_name.rsplit(":", 1)[0] + ":offer_seats",
+                        args=[instance.pk],
+                    ),
+                    icon_name="group",
+                    priority=40,
+                )
+            )
+        return buttons
+
+
 class EventViewSet(SnippetViewSet):
     model = Event
     icon = "date"
@@ -51,9 +149,11 @@ class EventViewSet(SnippetViewSet):
     add_to_reference_index = False
     search_fields = ["title"]
     search_backend_name = None
+    index_view_class = EventIndexView
     list_filter = ["is_active", "is_public"]
     list_display = [
-        Column("title", label=_("Title"), sort_key="title"),
+        # A field name first: Wagtail's title column, which carries the row's menu.
+        "title",
         CalendarDateColumn("starts_at", label=_("Starts")),
         Column("capacity", label=_("Capacity")),
         Column("seats_taken", label=_("Seats taken")),
@@ -99,7 +199,25 @@ class EventViewSet(SnippetViewSet):
     )
 
     def get_queryset(self, request):
-        return with_seats()
+        return with_seats().annotate(
+            waiting_without_offer=Count(
+                "participants",
+                filter=Q(
+                    participants__status=ParticipantStatus.WAITLISTED,
+                    participants__offer_expires_at__isnull=True,
+                ),
+            )
+        )
+
+    def get_urlpatterns(self):
+        return [
+            *super().get_urlpatterns(),
+            path(
+                "offer-seats/<int:pk>/",
+                OfferSeatsView.as_view(viewset=self),
+                name="offer_seats",
+            ),
+        ]
 
 
 class EventFeeLevelViewSet(SnippetViewSet):
@@ -147,6 +265,12 @@ PARTICIPANT_ACTIONS = {
         _("Check in"),
         _("Mark %(name)s as attended?"),
     ),
+    "undo-check-in": (
+        services.undo_check_in,
+        "crm_core.check_in_participant",
+        _("Undo check-in"),
+        _("Undo the check-in of %(name)s? They go back to registered."),
+    ),
     "no-show": (
         services.mark_no_show,
         "crm_core.check_in_participant",
@@ -173,6 +297,8 @@ def action_applies(slug, participant):
     status = participant.status
     if slug == "check-in":
         return status in (ParticipantStatus.REGISTERED, ParticipantStatus.NO_SHOW)
+    if slug == "undo-check-in":
+        return status == ParticipantStatus.ATTENDED
     if slug == "no-show":
         return status == ParticipantStatus.REGISTERED
     if slug == "accept-offer":
@@ -232,8 +358,7 @@ class ParticipantActionView(WagtailAdminTemplateMixin, TemplateView):
         try:
             self.service(self.participant, **kwargs)
         except (CRMError, ValidationError) as error:
-            text = error.message if isinstance(error, CRMError) else " ".join(error.messages)
-            messages.error(request, text)
+            messages.error(request, _error_text(error))
         else:
             messages.success(request, _("%(label)s: done.") % {"label": self.label})
         return redirect(self.index_url)
