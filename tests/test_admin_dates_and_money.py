@@ -106,3 +106,18 @@ def test_contribution_rows_link_to_the_contribution(client, superuser, contact):
     html = client.get(reverse("wagtailsnippets_crm_core_contribution:list")).content.decode()
 
     assert reverse("wagtailsnippets_crm_core_contribution:inspect", args=[contribution.pk]) in html
+
+
+@pytest.mark.parametrize("model", ["membership", "contribution", "recurringcontribution"])
+def test_add_forms_choose_the_contact_with_a_chooser_not_a_list_of_everyone(
+    client, superuser, model
+):
+    from tests.factories import ContactFactory
+
+    people = [ContactFactory(last_name=f"Listed{n}") for n in range(30)]
+    client.force_login(superuser)
+
+    html = client.get(reverse(f"wagtailsnippets_crm_core_{model}:add")).content.decode()
+
+    assert not any(person.display_name in html for person in people)
+    assert reverse("wagtailsnippetchoosers_crm_core_contact:choose") in html

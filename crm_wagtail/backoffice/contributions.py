@@ -31,13 +31,16 @@ from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views import snippets
 from wagtail.snippets.views.snippets import InspectView, SnippetViewSet, SnippetViewSetGroup
+from wagtail.snippets.widgets import AdminSnippetChooser
 
 from crm_core.exceptions import CRMError
 from crm_core.models import (
     Campaign,
+    Contact,
     Contribution,
     ContributionStatus,
     FinancialType,
+    Membership,
     ReceiptStatus,
     RecurringContribution,
     RecurringStatus,
@@ -103,6 +106,8 @@ class DonationForm(WagtailAdminModelForm):
     class Meta:
         model = Contribution
         fields = ["contact", "currency", "financial_type", "campaign", "payment_method", "note"]
+        # A chooser with search, not a list of every contact in the database.
+        widgets = {"contact": AdminSnippetChooser(Contact)}
 
 
 donation_edit_handler = ObjectList(
@@ -489,6 +494,10 @@ class RecurringContributionForm(WagtailAdminModelForm):
             "start_date",
             "payment_method",
         ]
+        widgets = {
+            "contact": AdminSnippetChooser(Contact),
+            "membership": AdminSnippetChooser(Membership),
+        }
 
     def _get_validation_exclusions(self):
         return {*super()._get_validation_exclusions(), "amount", "currency"}

@@ -24,9 +24,10 @@ from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import SnippetViewSet, SnippetViewSetGroup
+from wagtail.snippets.widgets import AdminSnippetChooser
 
 from crm_core.exceptions import CRMError
-from crm_core.models import Membership, MembershipStatusRule, MembershipType
+from crm_core.models import Contact, Membership, MembershipStatusRule, MembershipType
 from crm_core.services import memberships as services
 
 from .columns import CalendarDateColumn
@@ -289,6 +290,8 @@ class MembershipViewSet(SnippetViewSet):
             form=MembershipForm,
             formfield_callback=self.formfield_for_dbfield,
             fields=fields,
+            # A chooser with search, not a list of every contact in the database.
+            widgets={"contact": AdminSnippetChooser(Contact)},
         )
 
 
