@@ -7,11 +7,19 @@ Figures: registrations per second from the first attempt to the last seat,
 and proof of zero oversell (exactly 1,000 seats held, every other attempt
 refused).
 
-Baseline, measured in the same run and interleaved with it: the same 16
-threads insert the same number of participant rows with a plain ORM
-``Participant.objects.create`` each (autocommit, no lock, no seat count, no
-history entry): the fastest way rows can reach that table. Target:
->= 50 registrations/s and >= 1/3 of the bare insert rate.
+Two baselines, measured in the same run and interleaved with it, each
+inserting the same number of participant rows with a plain ORM
+``Participant.objects.create`` (autocommit: one transaction per row; no lock,
+no seat count, no history entry):
+
+- "a bare INSERT loop", as the issue words it: one client, one row after
+  another. The issue's ">= 1/3" target is judged against this one.
+- the same 16 clients inserting in parallel: the fastest way rows can reach
+  that table, for which commits share disk flushes and no client waits for
+  another. Reported with its ratio (and whether 1/3 of it is reached), not
+  hidden, but it is not what the target names.
+
+Target: >= 50 registrations/s, >= 1/3 of the bare INSERT loop, zero oversell.
 """
 
 import datetime
@@ -215,7 +223,7 @@ def rush_through_service(mode, people, seats):
 
 
 def bare_inserts(mode, people, count):
-    """``count`` participant rows, one plain ORM insert each."""
+    """``count`` participant rows, one plain ORM insert each, from THREADS clients."""
     from crm_core.models import Participant, ParticipantRole
 
     event = make_event(None)
@@ -227,6 +235,21 @@ def bare_inserts(mode, people, count):
     return in_clients(mode, work, people[:count])
 
 
+def bare_insert_loop(people, count):
+    """``count`` participant rows from one client, one insert (and commit) after another."""
+    from django.db import connection
+
+    from crm_core.models import Participant, ParticipantRole
+
+    event = make_event(None)
+    role = ParticipantRole.objects.get(slug="attendee")
+    connection.ensure_connection()
+    started = time.perf_counter()
+    for contact in people[:count]:
+        Participant.objects.create(event=event, contact=contact, role=role, status="registered")
+    return time.perf_counter() - started
+
+
 def seats_held(event):
     from crm_core.selectors.events import seats_taken
 
@@ -234,48 +257,65 @@ def seats_held(event):
 
 
 def measure(mode, people):
-    """Interleaved rounds of the rush and the bare inserts with clients as ``mode``."""
+    """Interleaved rounds of the rush and both baselines with clients as ``mode``."""
     warm = people[: THREADS * 4]
     rush_through_service(mode, warm, len(warm) // 2)
     bare_inserts(mode, warm, len(warm))
+    bare_insert_loop(warm, len(warm))
     clean_up()
-    service_rates, bare_rates, rounds = [], [], []
+    rates = {"service": [], "parallel": [], "loop": []}
+    rounds = []
+    kinds = ["service", "parallel", "loop"]
     for round_number in range(ROUNDS):
-        order = ["service", "bare"] if round_number % 2 == 0 else ["bare", "service"]
-        for kind in order:
+        shift = round_number % len(kinds)
+        for kind in kinds[shift:] + kinds[:shift]:
             if kind == "service":
                 event, refused, seconds = rush_through_service(mode, people, SEATS)
                 rows = event.participants.count()
                 held = seats_held(event)
                 rounds.append({"rows": rows, "seats_held": held, "refused": refused})
-                service_rates.append(held / seconds)
+                rates["service"].append(held / seconds)
+            elif kind == "parallel":
+                rates["parallel"].append(SEATS / bare_inserts(mode, people, SEATS))
             else:
-                bare_rates.append(SEATS / bare_inserts(mode, people, SEATS))
-        clean_up()
-    return service_rates, bare_rates, rounds
+                rates["loop"].append(SEATS / bare_insert_loop(people, SEATS))
+            clean_up()
+    return rates, rounds
 
 
-def result(mode, service_rates, bare_rates, rounds):
-    service = statistics.median(service_rates)
-    bare = statistics.median(bare_rates)
-    ratio = service / bare
-    oversold = max(r["rows"] - SEATS for r in rounds)
+def result(mode, rates, rounds):
+    service = statistics.median(rates["service"])
+    loop = statistics.median(rates["loop"])
+    parallel = statistics.median(rates["parallel"])
+    ratio_loop, ratio_parallel = service / loop, service / parallel
+    oversold = max(max(r["rows"], r["seats_held"]) - SEATS for r in rounds)
     exact = all(r["rows"] == r["seats_held"] == SEATS and r["refused"] for r in rounds)
-    rate_ok, ratio_ok = service >= RATE_TARGET, ratio >= RATIO_TARGET
+    rate_ok, loop_ok = service >= RATE_TARGET, ratio_loop >= RATIO_TARGET
+    parallel_ok = ratio_parallel >= RATIO_TARGET
+
+    def verdict(ok):
+        return "met" if ok else "MISSED"
+
     return {
         "id": "B4" if mode == "threads" else "B4b",
         "name": f"event rush ({SEATS:,} seats, {THREADS} client {mode}, PostgreSQL)",
         "figure": (
-            f"{service:.0f} registrations/s ({'met' if rate_ok else 'MISSED'}), "
-            f"{ratio:.2f} of bare inserts at {bare:.0f}/s ({'met' if ratio_ok else 'MISSED'}), "
+            f"{service:.0f} registrations/s ({verdict(rate_ok)}); "
+            f"{ratio_loop:.2f} of the bare INSERT loop (1 client) at {loop:.0f}/s "
+            f"({verdict(loop_ok)}: the issue's baseline); "
+            f"{ratio_parallel:.2f} of {THREADS} parallel bare inserters at {parallel:.0f}/s "
+            f"(1/3 {verdict(parallel_ok)}: reported, not the target); "
             f"oversold {oversold}"
         ),
-        "target": f">= {RATE_TARGET}/s, >= 1/3 of bare inserts, zero oversell",
-        "passed": rate_ok and ratio_ok and exact,
+        "target": (f">= {RATE_TARGET}/s, >= 1/3 of the bare INSERT loop (1 client), zero oversell"),
+        "passed": rate_ok and loop_ok and exact,
         "details": {
-            "service_per_second": [round(rate, 1) for rate in service_rates],
-            "bare_insert_per_second": [round(rate, 1) for rate in bare_rates],
-            "ratio": round(ratio, 3),
+            "service_per_second": [round(rate, 1) for rate in rates["service"]],
+            "bare_insert_loop_per_second": [round(rate, 1) for rate in rates["loop"]],
+            "parallel_bare_inserts_per_second": [round(rate, 1) for rate in rates["parallel"]],
+            "ratio_to_bare_insert_loop": round(ratio_loop, 3),
+            "ratio_to_parallel_bare_inserts": round(ratio_parallel, 3),
+            "third_of_parallel_bare_inserts": parallel_ok,
             "rounds": rounds,
             "exactly_full_every_round": exact,
         },

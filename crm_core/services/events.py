@@ -3,11 +3,14 @@
 These functions are the only writers of ``Participant.status``. Each runs in
 one transaction and records a system activity on the participant's contact.
 
-Capacity is never exceeded. Every function that takes or frees a seat first
-locks the event row (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL; on
-SQLite the project's ``transaction_mode="IMMEDIATE"`` serializes writers),
-then counts the seats held and decides, so two registrations for the last
-seat cannot both see it free. The partial unique constraint on Participant
+Capacity is never exceeded. Every function that takes or frees a seat locks
+the event row (``SELECT ... FOR NO KEY UPDATE`` on PostgreSQL; on SQLite the
+project's ``transaction_mode="IMMEDIATE"`` serializes writers), then counts
+the seats held and decides, so two registrations for the last seat cannot
+both see it free. ``register`` writes its rows first and takes the lock last
+(the count, in a statement of its own after the lock is granted, sees every
+registration committed before and its own rows), so registrations take turns
+only for the count and the commit. The partial unique constraint on Participant
 keeps one live place per contact per event even outside these functions.
 
 A seat is held by a participant whose role takes a seat and who is pending
@@ -21,13 +24,14 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..exceptions import AlreadyRegistered, EventFull, InvalidTransition, RegistrationClosed
 from ..models import (
+    Activity,
     Contact,
     Event,
     EventQuestion,
@@ -46,6 +50,7 @@ DEFAULT_ROLE_SLUG = "attendee"
 # Statuses a registration can be cancelled from. Attended and no-show are
 # the record of what happened at a past event and stay.
 CANCELLABLE = (Status.PENDING_PAYMENT, Status.REGISTERED, Status.WAITLISTED)
+DEADLOCK = "40P01"  # PostgreSQL's SQLSTATE for deadlock_detected
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -73,7 +78,7 @@ def _local(event, moment):
 
 
 def _record(participant, old_status, subject, *, actor, source, details=""):
-    record_system_event(
+    return record_system_event(
         participant.contact,
         subject,
         actor=actor,
@@ -301,14 +306,24 @@ def register(
     """
     now = now or timezone.now()
     prepared = _prepare_attendees(event, attendees)
-    try:
-        with transaction.atomic():
-            return _register_locked(
-                event, registered_by, prepared, pending_payment, now, actor, source
-            )
-    except IntegrityError:
-        # The constraint saw a live place we did not (written outside these services).
-        raise _already_registered(event, [contact for contact, *_rest in prepared]) from None
+    retry = not transaction.get_connection().in_atomic_block
+    while True:
+        try:
+            with transaction.atomic():
+                return _register_locked(
+                    event, registered_by, prepared, pending_payment, now, actor, source
+                )
+        except IntegrityError:
+            # The partial unique constraint: a contact already holds a live place.
+            raise _already_registered(event, [contact for contact, *_rest in prepared]) from None
+        except OperationalError as exc:
+            # Our rows are written before the event lock, so a seat-changing
+            # call that holds the lock and revives a cancelled place of the
+            # same person can wait for them while we wait for the lock.
+            # PostgreSQL breaks the cycle; run once more, from the start.
+            if not (retry and getattr(exc.__cause__, "sqlstate", None) == DEADLOCK):
+                raise
+            retry = False
 
 
 def _already_registered(event, contacts):
@@ -323,56 +338,21 @@ def _already_registered(event, contacts):
 
 
 def _register_locked(event, registered_by, prepared, pending_payment, now, actor, source):
-    contacts = [contact for contact, *_rest in prepared]
-    _check_not_trashed([*contacts, registered_by])
-    # Checked before taking the lock, to keep the locked part short; the
-    # partial unique constraint catches a place taken in between.
-    if (
-        Participant.objects.filter(event=event, contact__in=contacts)
-        .exclude(status=Status.CANCELLED)
-        .exists()
-    ):
-        raise _already_registered(event, contacts)
-    event = _lock_event(event)
-    _check_window(event, now)
+    """Write the registration, then lock the event and keep it only if it fits.
 
-    needed = sum(1 for _contact, role, *_rest in prepared if role.counts_towards_capacity)
-    fits = True
-    if event.capacity is not None and needed:
-        counts = Participant.objects.filter(event=event).aggregate(
-            taken=Count("id", filter=seat_holding(now)),
-            queued=Count(
-                "id",
-                filter=Q(
-                    status=Status.WAITLISTED,
-                    offer_expires_at__isnull=True,
-                    role__counts_towards_capacity=True,
-                ),
-            ),
-        )
-        free = max(event.capacity - counts["taken"], 0)
-        fits = needed <= free
-        if fits and counts["queued"] and event.waitlist_enabled:
-            fits = not _queued_registration_fits(event, free)
-        if not fits and not event.waitlist_enabled:
-            if free == 0:
-                raise EventFull(_("This event is full."))
-            raise EventFull(
-                _("Only %(count)d seats left.") % {"count": free}
-                if free != 1
-                else _("Only 1 seat left.")
-            )
-
+    Everything that does not depend on the seats left (checks, the
+    participant rows with the status they get if they fit, their history
+    entries) is written before the event lock, so registrations for one
+    event only take turns for the lock, the seat count and the commit. Once
+    the lock is granted, a new statement sees every registration committed
+    before (READ COMMITTED) plus this one's own rows; if the seats do not
+    fit, the rows go on the waiting list or ``EventFull`` rolls it all back.
+    """
+    _check_not_trashed([*(contact for contact, *_rest in prepared), registered_by])
     registration = uuid.uuid4()
     participants = []
     for contact, role, fee_level, answers in prepared:
         amount = fee_level.amount if fee_level else Decimal(0)
-        if not fits:
-            status = Status.WAITLISTED
-        elif amount > 0 and pending_payment is not False:
-            status = Status.PENDING_PAYMENT
-        else:
-            status = Status.REGISTERED
         participants.append(
             Participant(
                 event=event,
@@ -380,19 +360,72 @@ def _register_locked(event, registered_by, prepared, pending_payment, now, actor
                 role=role,
                 fee_level=fee_level,
                 fee_amount=amount,
-                status=status,
+                status=(
+                    Status.PENDING_PAYMENT
+                    if amount > 0 and pending_payment is not False
+                    else Status.REGISTERED
+                ),
                 registration=registration,
                 registered_by=registered_by,
                 registered_at=now,
                 answers=answers,
-                waitlisted_at=now if status == Status.WAITLISTED else None,
                 source=source[:255],
                 created_by=user_or_none(actor),
             )
         )
-    Participant.objects.bulk_create(participants)
-    for participant in participants:
+    # A person who holds a live place trips the partial unique constraint
+    # (IntegrityError, see register), waiting first for a concurrent
+    # registration of the same person to end. Inserted in contact order, so
+    # two registrations sharing people wait for each other, never deadlock.
+    Participant.objects.bulk_create(sorted(participants, key=lambda p: p.contact_id))
+    history = [
         _record(participant, None, _status_subject(participant), actor=actor, source=source)
+        for participant in participants
+    ]
+
+    # The serialized part: lock, count, decide, commit.
+    event = _lock_event(event)
+    _check_window(event, now)
+    needed = sum(1 for participant in participants if participant.role.counts_towards_capacity)
+    if event.capacity is None or not needed:
+        return participants
+    counts = Participant.objects.filter(event=event).aggregate(
+        taken=Count("id", filter=seat_holding(now)),
+        queued=Count(
+            "id",
+            filter=Q(
+                status=Status.WAITLISTED,
+                offer_expires_at__isnull=True,
+                role__counts_towards_capacity=True,
+            ),
+        ),
+    )
+    # The count includes this registration's own seats.
+    free = max(event.capacity - (counts["taken"] - needed), 0)
+    fits = needed <= free
+    if fits and counts["queued"] and event.waitlist_enabled:
+        fits = not _queued_registration_fits(event, free)
+    if fits:
+        return participants
+    if not event.waitlist_enabled:
+        if free == 0:
+            raise EventFull(_("This event is full."))
+        raise EventFull(
+            _("Only %(count)d seats left.") % {"count": free}
+            if free != 1
+            else _("Only 1 seat left.")
+        )
+    Participant.objects.filter(registration=registration).update(
+        status=Status.WAITLISTED, waitlisted_at=now
+    )
+    for participant in participants:
+        participant.status = Status.WAITLISTED
+        participant.waitlisted_at = now
+    # The history entries said "registered"; one statement corrects them all.
+    Activity.objects.filter(pk__in=[entry.pk for entry in history]).update(
+        subject=plain_text(_status_subject(participants[0]))[:255],
+        changes={"event_participation": [None, Status.WAITLISTED]},
+    )
     return participants
 
 
