@@ -116,7 +116,7 @@ def event_with_a_free_seat_and_two_waiting():
 
 
 def test_offering_free_seats_offers_the_first_person_waiting(client):
-    user = staff(client, "crm_core.view_event", "crm_core.change_event")
+    user = staff(client, "crm_core.view_event", "crm_core.change_participant")
     event, first, second = event_with_a_free_seat_and_two_waiting()
     assert client.get(offer_url(event)).status_code == 200
     response = client.post(offer_url(event), follow=True)
@@ -131,7 +131,7 @@ def test_offering_free_seats_offers_the_first_person_waiting(client):
     assert "seat offered until" in entry.subject
 
 
-def test_offering_free_seats_needs_the_change_event_permission(client):
+def test_offering_free_seats_needs_the_change_participant_permission(client):
     staff(client, "crm_core.view_event", "crm_core.view_participant")
     event, first, _second = event_with_a_free_seat_and_two_waiting()
     assert refused(client.post(offer_url(event)))
@@ -140,7 +140,7 @@ def test_offering_free_seats_needs_the_change_event_permission(client):
 
 
 def test_offering_free_seats_is_offered_only_while_it_could_help(client):
-    staff(client, "crm_core.view_event", "crm_core.change_event")
+    staff(client, "crm_core.view_event", "crm_core.change_participant")
     can_offer, _first, _second = event_with_a_free_seat_and_two_waiting()
     full = EventFactory(capacity=1)
     book(full)
@@ -154,7 +154,7 @@ def test_offering_free_seats_is_offered_only_while_it_could_help(client):
 
 
 def test_offering_seats_when_none_are_free_says_so_and_changes_nothing(client):
-    staff(client, "crm_core.view_event", "crm_core.change_event")
+    staff(client, "crm_core.view_event", "crm_core.change_participant")
     event = EventFactory(capacity=1)
     book(event)
     waiting = book(event)

@@ -75,7 +75,8 @@ class OfferSeatsView(WagtailAdminTemplateMixin, TemplateView):
     """GET asks for confirmation, POST offers the free seats through the service."""
 
     template_name = "crm_wagtail/event/offer_seats.html"
-    permission = "crm_core.change_event"
+    # The same permission as the API's promote-waitlist: it changes participants.
+    permission = "crm_core.change_participant"
     page_title = _("Offer free seats to the waiting list")
     header_icon = "date"
     viewset = None
