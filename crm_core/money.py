@@ -81,9 +81,12 @@ def parse_amount(value, currency, *, allow_zero=False):
         raise ValidationError(_("The amount is too large."), code="amount_too_large")
     quantum = Decimal(1).scaleb(-exponent)
     if amount != amount.quantize(quantum):
+        if exponent == 0:
+            message = _("%(currency)s amounts are whole numbers.")
+        else:
+            message = _("%(currency)s amounts have at most %(places)d decimal places.")
         raise ValidationError(
-            _("%(currency)s amounts have at most %(places)d decimal places.")
-            % {"currency": currency.upper(), "places": exponent},
+            message % {"currency": currency.upper(), "places": exponent},
             code="too_many_decimal_places",
         )
     # copy_abs: "-0" is zero, not a negative zero stored and shown as "-0.00".

@@ -193,7 +193,7 @@ def test_register_with_fee_level_is_pending_payment(api):
     )
     assert response.status_code == 201
     assert response.json()[0]["status"] == "pending_payment"
-    assert response.json()[0]["fee_amount"] == "8.000"
+    assert response.json()[0]["fee_amount"] == "8.00"
 
 
 def test_register_for_full_event_is_409_with_message(api):
@@ -459,3 +459,14 @@ def test_participant_list_queries_do_not_grow_with_participants(api):
     for _ in range(8):
         book(event)
     assert count_queries(api, url("participant-list")) == few
+
+
+def test_participant_fee_is_shown_in_the_event_currency_places(api):
+    level = EventFeeLevelFactory(event=EventFactory(currency="JPY"), amount=Decimal("1500"))
+    response = api.post(
+        url("event-register", level.event.pk),
+        register_body(ContactFactory(), fee_level=level.pk),
+        format="json",
+    )
+    assert response.status_code == 201
+    assert response.json()[0]["fee_amount"] == "1500"

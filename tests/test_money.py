@@ -60,6 +60,17 @@ def test_amount_the_currency_cannot_express_is_refused_not_rounded(amount, curre
     assert error.value.code == "too_many_decimal_places"
 
 
+@pytest.mark.parametrize(
+    ("amount", "currency", "message"),
+    [("1.5", "JPY", "JPY amounts are whole numbers."),
+     ("1.2345", "KWD", "KWD amounts have at most 3 decimal places.")],
+)  # fmt: skip
+def test_refusal_says_how_the_currency_is_written(amount, currency, message):
+    with pytest.raises(ValidationError) as error:
+        parse_amount(amount, currency)
+    assert error.value.messages == [message]
+
+
 def test_trailing_zeros_beyond_the_currency_places_are_fine():
     assert to_minor_units("500.00", "JPY") == 500
     assert parse_amount("12.500", "GBP") == Decimal("12.50")

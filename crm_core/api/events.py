@@ -36,7 +36,7 @@ from ..models import (
 from ..money import currency_exponent, parse_amount
 from ..selectors.events import seats_left_of, upcoming_public_events, with_seats
 from ..services import events as services
-from .filters import IdFilter
+from .filters import DateTimeRangeFilter, IdFilter
 from .serializers import (
     CRMModelSerializer,
     FullCleanModelSerializer,
@@ -221,6 +221,13 @@ class RegistrationSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class ParticipantSerializer(CRMModelSerializer):
     contact_name = serializers.CharField(source="contact.display_name", read_only=True)
+    fee_amount = serializers.SerializerMethodField()
+
+    @extend_schema_field({"type": "string", "example": "25.00"})
+    def get_fee_amount(self, participant):
+        """The fee with the event currency's decimal places: "25.00" GBP, "1500" JPY."""
+        places = currency_exponent(participant.event.currency)
+        return str(participant.fee_amount.quantize(Decimal(1).scaleb(-places)))
 
     class Meta:
         model = Participant
@@ -255,7 +262,7 @@ class CancelSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class EventFilter(django_filters.FilterSet):
-    starts = django_filters.IsoDateTimeFromToRangeFilter(field_name="starts_at")
+    starts = DateTimeRangeFilter(field_name="starts_at")
     search = django_filters.CharFilter(field_name="title", lookup_expr="icontains", max_length=200)
 
     class Meta:
@@ -441,7 +448,9 @@ class EventFeeLevelViewSet(viewsets.ModelViewSet, CRMViewSet):
 class ParticipantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, CRMViewSet):
     """Places at events. Status changes only through the actions below."""
 
-    queryset = Participant.objects.filter(contact__is_deleted=False).select_related("contact")
+    queryset = Participant.objects.filter(contact__is_deleted=False).select_related(
+        "contact", "event"
+    )
     serializer_class = ParticipantSerializer
     filterset_class = ParticipantFilter
     ordering_fields = ["registered_at", "waitlisted_at", "id"]
