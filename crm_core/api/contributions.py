@@ -40,7 +40,7 @@ from ..models import (
 from ..money import currency_exponent, validate_currency
 from ..selectors.contributions import contributions_with_details, recurring_contributions
 from ..services import contributions as service
-from .filters import IdFilter
+from .filters import DateTimeRangeFilter, IdFilter
 from .serializers import (
     CRMModelSerializer,
     FullCleanModelSerializer,
@@ -354,8 +354,8 @@ class ContributionFilter(django_filters.FilterSet):
     recurring = IdFilter(field_name="recurring_id")
     status = django_filters.MultipleChoiceFilter(choices=ContributionStatus.choices)
     currency = django_filters.CharFilter(method="filter_currency", max_length=10)
-    received = django_filters.IsoDateTimeFromToRangeFilter(field_name="received_at")
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
+    received = DateTimeRangeFilter(field_name="received_at")
+    created = DateTimeRangeFilter(field_name="created_at")
 
     class Meta:
         model = Contribution

@@ -5,9 +5,12 @@ date, a null byte, an id too large for the database) is a 400 naming the
 parameter, never a 500.
 """
 
+import datetime
+
 import django_filters
 from django import forms
 from django.utils.translation import gettext_lazy as _
+from django_filters.fields import IsoDateTimeRangeField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -44,6 +47,36 @@ class IdFilter(django_filters.Filter):
         super().__init__(*args, **kwargs)
 
 
+class UTCDateTimeRangeField(IsoDateTimeRangeField):
+    """An ISO date-time range whose ends the database can store.
+
+    "9999-12-31T23:00-10:00" parses, but is past the year 9999 in UTC, which
+    is how the databases compare it: refused here, not an OverflowError.
+    """
+
+    default_error_messages = {
+        "out_of_range": _("Enter a date and time between the years 1 and 9999 (in UTC)."),
+    }
+
+    def compress(self, data_list):
+        for value in data_list or ():
+            if value is None:
+                continue
+            try:
+                value.astimezone(datetime.UTC)
+            except OverflowError:
+                raise forms.ValidationError(
+                    self.error_messages["out_of_range"], code="out_of_range"
+                ) from None
+        return super().compress(data_list)
+
+
+class DateTimeRangeFilter(django_filters.IsoDateTimeFromToRangeFilter):
+    """``<name>_after`` / ``<name>_before`` in ISO 8601, bounded as the database is."""
+
+    field_class = UTCDateTimeRangeField
+
+
 class ContactFilter(django_filters.FilterSet):
     search = django_filters.CharFilter(
         method="filter_search",
@@ -54,8 +87,8 @@ class ContactFilter(django_filters.FilterSet):
     tag = django_filters.CharFilter(field_name="tags__slug", max_length=100, label=_("Tag slug."))
     group = IdFilter(method="filter_group", label=_("Id of a group the contact is currently in."))
     employer = IdFilter(field_name="employer_id")
-    created = django_filters.IsoDateTimeFromToRangeFilter(field_name="created_at")
-    updated = django_filters.IsoDateTimeFromToRangeFilter(field_name="updated_at")
+    created = DateTimeRangeFilter(field_name="created_at")
+    updated = DateTimeRangeFilter(field_name="updated_at")
 
     class Meta:
         model = Contact
@@ -135,7 +168,7 @@ class ActivityFilter(django_filters.FilterSet):
     assignee = IdFilter(field_name="assignee_id")
     activity_type = django_filters.MultipleChoiceFilter(choices=ActivityType.choices)
     status = django_filters.ChoiceFilter(choices=ActivityStatus.choices)
-    occurred = django_filters.IsoDateTimeFromToRangeFilter(field_name="occurred_at")
+    occurred = DateTimeRangeFilter(field_name="occurred_at")
     due = django_filters.DateFromToRangeFilter(field_name="due_date")
 
     class Meta:
@@ -156,7 +189,7 @@ class ConsentRecordFilter(django_filters.FilterSet):
     contact = IdFilter(field_name="contact_id")
     purpose = django_filters.CharFilter(max_length=64)
     channel = django_filters.ChoiceFilter(choices=Channel.choices)
-    recorded = django_filters.IsoDateTimeFromToRangeFilter(field_name="recorded_at")
+    recorded = DateTimeRangeFilter(field_name="recorded_at")
 
     class Meta:
         model = ConsentRecord
