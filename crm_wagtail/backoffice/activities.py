@@ -4,11 +4,11 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, ObjectList
 from wagtail.admin.ui.tables import Column, DateColumn, UserColumn
-from wagtail.snippets.views.snippets import SnippetViewSet
 
 from crm_core.models import USER_ACTIVITY_TYPES, Activity, ActivityType
 from crm_core.services.activities import delete_activity, log_activity, update_activity
 
+from .choosers import CRMSnippetViewSet
 from .service_views import (
     NoBulkActionsIndexView,
     ServiceCreateView,
@@ -75,7 +75,7 @@ class ActivityDeleteView(ServiceDeleteView):
         delete_activity(self.object, actor=self.request.user, source=SOURCE)
 
 
-class ActivityViewSet(SnippetViewSet):
+class ActivityViewSet(CRMSnippetViewSet):
     model = Activity
     icon = "list-ul"
     menu_label = _("Activities")

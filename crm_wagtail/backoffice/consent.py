@@ -2,14 +2,14 @@
 
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.ui.tables import Column, DateColumn
-from wagtail.snippets.views.snippets import SnippetViewSet
 
 from crm_core.models import ConsentRecord
 
+from .choosers import CRMSnippetViewSet
 from .service_views import NoBulkActionsIndexView
 
 
-class ConsentRecordViewSet(SnippetViewSet):
+class ConsentRecordViewSet(CRMSnippetViewSet):
     model = ConsentRecord
     icon = "doc-full"
     menu_label = _("Consent records")

@@ -13,7 +13,7 @@ from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.ui.tables import Column, DateColumn
-from wagtail.snippets.views.snippets import InspectView, SnippetViewSet
+from wagtail.snippets.views.snippets import InspectView
 
 from crm_core.models import (
     Contact,
@@ -33,6 +33,7 @@ from crm_core.services.contacts import (
     update_contact,
 )
 
+from .choosers import CRMSnippetViewSet
 from .service_views import (
     NoBulkActionsIndexView,
     ServiceCreateView,
@@ -402,7 +403,7 @@ class ContactInspectView(InspectView):
         return context
 
 
-class ContactViewSet(SnippetViewSet):
+class ContactViewSet(CRMSnippetViewSet):
     model = Contact
     icon = "user"
     menu_label = _("Contacts")

@@ -30,8 +30,7 @@ from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views import snippets
-from wagtail.snippets.views.snippets import InspectView, SnippetViewSet, SnippetViewSetGroup
-from wagtail.snippets.widgets import AdminSnippetChooser
+from wagtail.snippets.views.snippets import InspectView, SnippetViewSetGroup
 
 from crm_core.exceptions import CRMError
 from crm_core.models import (
@@ -49,6 +48,7 @@ from crm_core.money import format_money
 from crm_core.selectors.contributions import contributions_with_details, recurring_contributions
 from crm_core.services import contributions as service
 
+from .choosers import CRMSnippetViewSet, SafeSnippetChooser
 from .columns import CalendarDateColumn
 from .service_views import NoBulkActionsIndexView, ServiceCreateView, add_service_errors
 
@@ -107,7 +107,7 @@ class DonationForm(WagtailAdminModelForm):
         model = Contribution
         fields = ["contact", "currency", "financial_type", "campaign", "payment_method", "note"]
         # A chooser with search, not a list of every contact in the database.
-        widgets = {"contact": AdminSnippetChooser(Contact)}
+        widgets = {"contact": SafeSnippetChooser(Contact)}
 
 
 donation_edit_handler = ObjectList(
@@ -426,7 +426,7 @@ class CancelRecurringView(ServiceActionView):
 # -- viewsets -------------------------------------------------------------------------------
 
 
-class ContributionViewSet(SnippetViewSet):
+class ContributionViewSet(CRMSnippetViewSet):
     model = Contribution
     icon = "form"
     menu_label = _("Contributions")
@@ -495,8 +495,8 @@ class RecurringContributionForm(WagtailAdminModelForm):
             "payment_method",
         ]
         widgets = {
-            "contact": AdminSnippetChooser(Contact),
-            "membership": AdminSnippetChooser(Membership),
+            "contact": SafeSnippetChooser(Contact),
+            "membership": SafeSnippetChooser(Membership),
         }
 
     def _get_validation_exclusions(self):
@@ -560,7 +560,7 @@ class RecurringInspectView(InspectView):
         return context
 
 
-class RecurringContributionViewSet(SnippetViewSet):
+class RecurringContributionViewSet(CRMSnippetViewSet):
     """Set up by staff here (or by payment providers, forms and the API); cancelled here."""
 
     model = RecurringContribution
@@ -611,7 +611,7 @@ class ProtectedDeleteView(snippets.DeleteView):
             return redirect(self.get_success_url())
 
 
-class FinancialTypeViewSet(SnippetViewSet):
+class FinancialTypeViewSet(CRMSnippetViewSet):
     model = FinancialType
     icon = "tag"
     menu_label = _("Funds")
@@ -622,7 +622,7 @@ class FinancialTypeViewSet(SnippetViewSet):
     form_fields = ["name", "slug", "description", "is_deductible", "is_active"]
 
 
-class CampaignViewSet(SnippetViewSet):
+class CampaignViewSet(CRMSnippetViewSet):
     model = Campaign
     icon = "pick"
     menu_label = _("Campaigns")

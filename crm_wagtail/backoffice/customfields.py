@@ -1,12 +1,13 @@
 """Custom field definitions staff add for contacts."""
 
 from django.utils.translation import gettext_lazy as _
-from wagtail.snippets.views.snippets import SnippetViewSet
 
 from crm_core.models import CustomField
 
+from .choosers import CRMSnippetViewSet
 
-class CustomFieldViewSet(SnippetViewSet):
+
+class CustomFieldViewSet(CRMSnippetViewSet):
     model = CustomField
     icon = "form"
     menu_label = _("Custom fields")

@@ -29,7 +29,7 @@ from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views import snippets
-from wagtail.snippets.views.snippets import SnippetViewSet, SnippetViewSetGroup
+from wagtail.snippets.views.snippets import SnippetViewSetGroup
 
 from crm_core.exceptions import CRMError
 from crm_core.models import (
@@ -43,6 +43,7 @@ from crm_core.models import (
 from crm_core.selectors.events import seats_left_of, with_seats
 from crm_core.services import events as services
 
+from .choosers import CRMSnippetViewSet
 from .columns import CalendarDateColumn
 from .service_views import NoBulkActionsIndexView, ServiceCreateView
 
@@ -143,7 +144,7 @@ class EventIndexView(snippets.IndexView):
         return buttons
 
 
-class EventViewSet(SnippetViewSet):
+class EventViewSet(CRMSnippetViewSet):
     model = Event
     icon = "date"
     menu_label = _("Events")
@@ -221,7 +222,7 @@ class EventViewSet(SnippetViewSet):
         ]
 
 
-class EventFeeLevelViewSet(SnippetViewSet):
+class EventFeeLevelViewSet(CRMSnippetViewSet):
     model = EventFeeLevel
     icon = "tag"
     menu_label = _("Fee levels")
@@ -234,7 +235,7 @@ class EventFeeLevelViewSet(SnippetViewSet):
         return EventFeeLevel.objects.select_related("event")
 
 
-class EventQuestionViewSet(SnippetViewSet):
+class EventQuestionViewSet(CRMSnippetViewSet):
     model = EventQuestion
     icon = "help"
     menu_label = _("Questions")
@@ -247,7 +248,7 @@ class EventQuestionViewSet(SnippetViewSet):
         return EventQuestion.objects.select_related("event", "field")
 
 
-class ParticipantRoleViewSet(SnippetViewSet):
+class ParticipantRoleViewSet(CRMSnippetViewSet):
     model = ParticipantRole
     icon = "user"
     menu_label = _("Roles")
@@ -439,7 +440,7 @@ class ParticipantCreateView(ServiceCreateView):
         return participant
 
 
-class ParticipantViewSet(SnippetViewSet):
+class ParticipantViewSet(CRMSnippetViewSet):
     model = Participant
     icon = "user"
     menu_label = _("Participants")

@@ -2,14 +2,14 @@
 
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.ui.tables import Column, DateColumn
-from wagtail.snippets.views.snippets import SnippetViewSet
 
 from crm_core.models import Group, GroupMembership, Tag
 
+from .choosers import CRMSnippetViewSet
 from .service_views import NoBulkActionsIndexView
 
 
-class GroupViewSet(SnippetViewSet):
+class GroupViewSet(CRMSnippetViewSet):
     model = Group
     icon = "group"
     menu_label = _("Groups")
@@ -21,7 +21,7 @@ class GroupViewSet(SnippetViewSet):
     form_fields = ["name", "slug", "description", "is_active"]
 
 
-class TagViewSet(SnippetViewSet):
+class TagViewSet(CRMSnippetViewSet):
     model = Tag
     icon = "tag"
     menu_label = _("Tags")
@@ -32,7 +32,7 @@ class TagViewSet(SnippetViewSet):
     form_fields = ["name", "slug", "description"]
 
 
-class GroupMembershipViewSet(SnippetViewSet):
+class GroupMembershipViewSet(CRMSnippetViewSet):
     """Read-only: memberships are written by add_to_group / remove_from_group."""
 
     model = GroupMembership

@@ -23,13 +23,13 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
-from wagtail.snippets.views.snippets import SnippetViewSet, SnippetViewSetGroup
-from wagtail.snippets.widgets import AdminSnippetChooser
+from wagtail.snippets.views.snippets import SnippetViewSetGroup
 
 from crm_core.exceptions import CRMError
 from crm_core.models import Contact, Membership, MembershipStatusRule, MembershipType
 from crm_core.services import memberships as services
 
+from .choosers import CRMSnippetViewSet, SafeSnippetChooser
 from .columns import CalendarDateColumn
 from .service_views import (
     NoBulkActionsIndexView,
@@ -74,7 +74,7 @@ class MembershipTypeDeleteView(ServiceDeleteView):
             ) from None
 
 
-class MembershipTypeViewSet(SnippetViewSet):
+class MembershipTypeViewSet(CRMSnippetViewSet):
     model = MembershipType
     icon = "tag"
     menu_label = _("Membership types")
@@ -256,7 +256,7 @@ class MembershipCancelView(MembershipActionView):
         services.cancel(self.object, reason=data["reason"], actor=self.request.user, source=SOURCE)
 
 
-class MembershipViewSet(SnippetViewSet):
+class MembershipViewSet(CRMSnippetViewSet):
     model = Membership
     icon = "group"
     menu_label = _("Memberships")
@@ -291,7 +291,7 @@ class MembershipViewSet(SnippetViewSet):
             formfield_callback=self.formfield_for_dbfield,
             fields=fields,
             # A chooser with search, not a list of every contact in the database.
-            widgets={"contact": AdminSnippetChooser(Contact)},
+            widgets={"contact": SafeSnippetChooser(Contact)},
         )
 
 
@@ -309,7 +309,7 @@ class MembershipForm(forms.ModelForm):
         pass
 
 
-class MembershipStatusRuleViewSet(SnippetViewSet):
+class MembershipStatusRuleViewSet(CRMSnippetViewSet):
     model = MembershipStatusRule
     icon = "list-ul"
     menu_label = _("Status rules")

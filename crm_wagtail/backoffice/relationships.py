@@ -2,7 +2,6 @@
 
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.ui.tables import Column, DateColumn
-from wagtail.snippets.views.snippets import SnippetViewSet
 
 from crm_core.models import Relationship, RelationshipType
 from crm_core.services.relationships import (
@@ -12,6 +11,7 @@ from crm_core.services.relationships import (
     update_relationship,
 )
 
+from .choosers import CRMSnippetViewSet
 from .service_views import (
     NoBulkActionsIndexView,
     ServiceCreateView,
@@ -57,7 +57,7 @@ class RelationshipDeleteView(ServiceDeleteView):
         delete_relationship(self.object, actor=self.request.user, source=SOURCE)
 
 
-class RelationshipViewSet(SnippetViewSet):
+class RelationshipViewSet(CRMSnippetViewSet):
     model = Relationship
     icon = "link"
     menu_label = _("Relationships")
@@ -83,7 +83,7 @@ class RelationshipViewSet(SnippetViewSet):
         return Relationship.objects.select_related("relationship_type", "contact_a", "contact_b")
 
 
-class RelationshipTypeViewSet(SnippetViewSet):
+class RelationshipTypeViewSet(CRMSnippetViewSet):
     model = RelationshipType
     icon = "list-ul"
     menu_label = _("Relationship types")
