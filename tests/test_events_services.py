@@ -5,12 +5,14 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from crm_core.exceptions import AlreadyRegistered, EventFull, InvalidTransition, RegistrationClosed
 from crm_core.models import (
     Activity,
     Contribution,
+    Event,
     EventQuestion,
     LineItem,
     Participant,
@@ -132,6 +134,21 @@ def test_inactive_fee_level_is_refused():
         register_one(level.event, fee_level=level)
 
 
+def test_event_offering_attendee_gives_that_role_by_default():
+    event = EventFactory()
+    event.roles.set([role("speaker"), role("attendee")])
+    assert register_one(event).role.slug == "attendee"
+
+
+def test_event_not_offering_attendee_requires_a_role():
+    event = EventFactory()
+    event.roles.set([role("speaker")])
+    with pytest.raises(ValidationError) as caught:
+        register_one(event)
+    assert "attendees.0.role" in caught.value.message_dict
+    assert register_one(event, role=role("speaker")).role.slug == "speaker"
+
+
 def test_role_not_offered_by_the_event_is_refused():
     event = EventFactory()
     event.roles.set([role("attendee")])
@@ -189,6 +206,36 @@ def test_contact_in_the_trash_cannot_be_registered():
     trash_contact(contact)
     with pytest.raises(ValidationError):
         register_one(EventFactory(), contact)
+    assert not Participant.objects.exists()
+
+
+def test_booker_in_the_trash_cannot_register_others():
+    booker = ContactFactory()
+    trash_contact(booker)
+    with pytest.raises(ValidationError):
+        services.register(
+            EventFactory(), registered_by=booker, attendees=[{"contact": ContactFactory()}]
+        )
+    assert not Participant.objects.exists()
+
+
+def test_contact_trashed_after_registering_is_refused_as_trashed_not_as_registered():
+    event = EventFactory()
+    contact = ContactFactory()
+    register_one(event, contact)
+    trash_contact(contact)
+    with pytest.raises(ValidationError) as caught:
+        register_one(event, contact)
+    assert "trash" in caught.value.messages[0]
+
+
+def test_contact_in_the_trash_is_refused_at_a_full_event():
+    event = EventFactory(capacity=1, waitlist_enabled=False)
+    register_one(event)
+    contact = ContactFactory()
+    trash_contact(contact)
+    with pytest.raises(ValidationError):
+        register_one(event, contact)
 
 
 def test_registration_before_it_opens_is_refused():
@@ -586,3 +633,37 @@ def test_refund_after_attending_keeps_the_attendance(paid_event):
     line = fee_line(participant)
     services.check_in(services.confirm_paid_participant(line))
     assert services.revoke_paid_participant(line).status == "attended"
+
+
+# -- round trips ---------------------------------------------------------------------------------
+
+
+def test_one_registration_reads_and_writes_in_a_fixed_number_of_queries(
+    django_assert_num_queries,
+):
+    # Fee levels, roles (offered and default in one), questions; then in the
+    # transaction: the participant, its history entry, the event lock (which
+    # also checks the trash) and the seat count. Savepoint and release
+    # inside the test's own transaction.
+    event = EventFactory()
+    EventFeeLevelFactory(event=event, amount=Decimal("0"))
+    contact = ContactFactory()
+    with django_assert_num_queries(9):
+        services.register(event, registered_by=contact, attendees=[{"contact": contact}])
+
+
+def test_event_with_its_choices_prefetched_is_not_read_again(django_assert_num_queries):
+    event = EventFactory()
+    event.roles.set([role("attendee")])
+    EventFeeLevelFactory(event=event, amount=Decimal("0"))
+    event = Event.objects.prefetch_related(
+        "fee_levels",
+        "roles",
+        Prefetch("questions", queryset=EventQuestion.objects.select_related("field")),
+    ).get(pk=event.pk)
+    contact = ContactFactory()
+    with django_assert_num_queries(6):
+        (participant,) = services.register(
+            event, registered_by=contact, attendees=[{"contact": contact}]
+        )
+    assert participant.role.slug == "attendee"

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -63,6 +63,41 @@ def _lock_event(event):
     turns) but not with the KEY SHARE lock inserting a participant takes.
     """
     return Event.objects.select_for_update(no_key=True).get(pk=event.pk)
+
+
+# What ``register`` reads of the event once it holds the lock.
+REGISTRATION_FIELDS = (
+    "is_active",
+    "registration_opens_at",
+    "registration_closes_at",
+    "starts_at",
+    "time_zone",
+    "capacity",
+    "waitlist_enabled",
+)
+
+
+def _lock_event_to_register(event, contact_ids):
+    """``_lock_event`` for ``register``, in the same statement whether a contact is trashed.
+
+    The trash check rides on the lock statement, which starts after the
+    participant rows are written: their foreign-key checks wait for a
+    ``trash_contact`` in progress on the same contact, so a contact trashed
+    before this registration's rows went in is always seen here.
+    """
+    return (
+        Event.objects.select_for_update(no_key=True)
+        .only(*REGISTRATION_FIELDS)
+        .annotate(has_trashed_contact=Exists(_trashed(contact_ids)))
+        .get(pk=event.pk)
+    )
+
+
+def _contact_ids(prepared, registered_by):
+    ids = [contact.pk for contact, *_rest in prepared]
+    if registered_by is not None:
+        ids.append(registered_by.pk)
+    return ids
 
 
 def _lock_participant(participant):
@@ -162,6 +197,50 @@ def _default_fee_level(levels):
     return None
 
 
+def _prefetched(event, name):
+    """``event.<name>`` when the caller prefetched it, else ``None`` (read it fresh)."""
+    cache = getattr(event, "_prefetched_objects_cache", {})
+    return list(getattr(event, name).all()) if name in cache else None
+
+
+def _roles_for(event, needs_default):
+    """The roles ``event`` offers and the role given when none is chosen.
+
+    One query: the offered roles plus the active "attendee" role, which is
+    the default when the event offers every role (none listed). When the
+    event lists its roles, the default must be one of them. With the roles
+    prefetched, the default is read only if ``needs_default`` and the event
+    lists none.
+    """
+    offered = _prefetched(event, "roles")
+    if offered is None:
+        is_offered = Event.roles.through.objects.filter(
+            event_id=event.pk, participantrole_id=OuterRef("pk")
+        )
+        rows = list(
+            ParticipantRole.objects.annotate(offered=Exists(is_offered)).filter(
+                Q(offered=True) | Q(slug=DEFAULT_ROLE_SLUG, is_active=True)
+            )
+        )
+        offered = [role for role in rows if role.offered]
+        candidates = offered or rows
+    elif offered or not needs_default:
+        candidates = offered
+    else:
+        candidates = ParticipantRole.objects.filter(slug=DEFAULT_ROLE_SLUG, is_active=True)
+    default = next(
+        (role for role in candidates if role.slug == DEFAULT_ROLE_SLUG and role.is_active), None
+    )
+    return offered, default
+
+
+def _questions_of(event):
+    questions = _prefetched(event, "questions")
+    if questions is None:
+        questions = list(EventQuestion.objects.filter(event=event).select_related("field"))
+    return questions
+
+
 def _prepare_attendees(event, attendees):
     """Validate everything about the attendees that does not depend on seats.
 
@@ -183,9 +262,11 @@ def _prepare_attendees(event, attendees):
             }
         )
     levels = [level for level in event.fee_levels.all() if level.is_active]
-    offered_roles = list(event.roles.all())
-    questions = list(EventQuestion.objects.filter(event=event).select_related("field"))
-    default_role = None
+    needs_default_role = any(
+        isinstance(attendee, Mapping) and attendee.get("role") is None for attendee in attendees
+    )
+    offered_roles, default_role = _roles_for(event, needs_default_role)
+    questions = _questions_of(event)
 
     errors = {}
     prepared = []
@@ -208,15 +289,6 @@ def _prepare_attendees(event, attendees):
 
         role = attendee.get("role")
         if role is None:
-            if default_role is None:
-                default_role = next(
-                    (r for r in offered_roles if r.slug == DEFAULT_ROLE_SLUG and r.is_active),
-                    None,
-                )
-                if default_role is None and not offered_roles:
-                    default_role = ParticipantRole.objects.filter(
-                        slug=DEFAULT_ROLE_SLUG, is_active=True
-                    ).first()
             role = default_role
             if role is None:
                 errors[f"{prefix}role"] = [_("Choose a role.")]
@@ -246,10 +318,12 @@ def _prepare_attendees(event, attendees):
     return prepared
 
 
-def _check_not_trashed(contacts):
-    ids = [contact.pk for contact in contacts if contact is not None]
-    if Contact.all_objects.filter(pk__in=ids, is_deleted=True).exists():
-        raise ValidationError(_("A contact in this registration is in the trash."))
+def _trashed(contact_ids):
+    return Contact.all_objects.filter(pk__in=contact_ids, is_deleted=True)
+
+
+def _in_the_trash():
+    return ValidationError(_("A contact in this registration is in the trash."))
 
 
 def _queued_registration_fits(event, free):
@@ -315,6 +389,10 @@ def register(
                 )
         except IntegrityError:
             # The partial unique constraint: a contact already holds a live place.
+            # The trash is checked after the inserts, so it is checked here too
+            # and, as before, wins over "already registered".
+            if _trashed(_contact_ids(prepared, registered_by)).exists():
+                raise _in_the_trash() from None
             raise _already_registered(event, [contact for contact, *_rest in prepared]) from None
         except OperationalError as exc:
             # Our rows are written before the event lock, so a seat-changing
@@ -340,15 +418,19 @@ def _already_registered(event, contacts):
 def _register_locked(event, registered_by, prepared, pending_payment, now, actor, source):
     """Write the registration, then lock the event and keep it only if it fits.
 
-    Everything that does not depend on the seats left (checks, the
-    participant rows with the status they get if they fit, their history
-    entries) is written before the event lock, so registrations for one
-    event only take turns for the lock, the seat count and the commit. Once
-    the lock is granted, a new statement sees every registration committed
-    before (READ COMMITTED) plus this one's own rows; if the seats do not
-    fit, the rows go on the waiting list or ``EventFull`` rolls it all back.
+    Everything that does not depend on the seats left (the participant
+    rows with the status they get if they fit, their history entries) is
+    written before the event lock, so registrations for one event only take
+    turns for the lock, the seat count and the commit. The lock statement
+    also says whether a contact is in the trash (refused, all rolled back).
+    Once the lock is granted, a new statement sees every registration
+    committed before (READ COMMITTED) plus this one's own rows; if the
+    seats do not fit, the rows go on the waiting list or ``EventFull`` rolls
+    it all back. The count cannot ride on the lock statement: on PostgreSQL
+    a statement reads from the snapshot taken when it started, before it
+    waited for the lock, and would miss the registrations committed
+    meanwhile.
     """
-    _check_not_trashed([*(contact for contact, *_rest in prepared), registered_by])
     registration = uuid.uuid4()
     participants = []
     for contact, role, fee_level, answers in prepared:
@@ -384,26 +466,28 @@ def _register_locked(event, registered_by, prepared, pending_payment, now, actor
     ]
 
     # The serialized part: lock, count, decide, commit.
-    event = _lock_event(event)
+    event = _lock_event_to_register(event, _contact_ids(prepared, registered_by))
+    if event.has_trashed_contact:
+        raise _in_the_trash()
     _check_window(event, now)
     needed = sum(1 for participant in participants if participant.role.counts_towards_capacity)
     if event.capacity is None or not needed:
         return participants
-    counts = Participant.objects.filter(event=event).aggregate(
-        taken=Count("id", filter=seat_holding(now)),
-        queued=Count(
+    counts = {"taken": Count("id", filter=seat_holding(now))}
+    if event.waitlist_enabled:
+        counts["queued"] = Count(
             "id",
             filter=Q(
                 status=Status.WAITLISTED,
                 offer_expires_at__isnull=True,
                 role__counts_towards_capacity=True,
             ),
-        ),
-    )
+        )
+    counts = Participant.objects.filter(event=event).aggregate(**counts)
     # The count includes this registration's own seats.
     free = max(event.capacity - (counts["taken"] - needed), 0)
     fits = needed <= free
-    if fits and counts["queued"] and event.waitlist_enabled:
+    if fits and counts.get("queued"):
         fits = not _queued_registration_fits(event, free)
     if fits:
         return participants
