@@ -16,7 +16,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from ..conf import crm_setting
@@ -41,6 +40,7 @@ from ..money import currency_exponent, validate_currency
 from ..selectors.contributions import contributions_with_details, recurring_contributions
 from ..services import contributions as service
 from .filters import DateTimeRangeFilter, IdFilter
+from .permissions import requires
 from .serializers import (
     CRMModelSerializer,
     FullCleanModelSerializer,
@@ -109,18 +109,6 @@ class CurrencyField(TextField):
             return validate_currency(value)
         except ValidationError as error:
             raise serializers.ValidationError(error.messages) from None
-
-
-def with_perm(codename):
-    """A permission class: signed in and holding ``crm_core.<codename>``."""
-
-    class HasPermission(BasePermission):
-        def has_permission(self, request, view):
-            user = request.user
-            return bool(user and user.is_authenticated and user.has_perm(f"crm_core.{codename}"))
-
-    HasPermission.__name__ = f"Has_{codename}"
-    return HasPermission
 
 
 def _renamed(error, names):
@@ -422,7 +410,11 @@ class ContributionViewSet(
         return self._reloaded(contribution, status.HTTP_201_CREATED)
 
     @extend_schema(request=OfflinePaymentSerializer, responses=ContributionSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[with_perm("record_offline_payment")])
+    @action(
+        detail=True,
+        methods=["post"],
+        permission_classes=[requires("crm_core.record_offline_payment")],
+    )
     def complete(self, request, pk=None):
         """Record an offline payment (cheque, cash, bank transfer, other).
 
@@ -436,7 +428,9 @@ class ContributionViewSet(
         return self._reloaded(contribution)
 
     @extend_schema(request=RefundSerializer, responses=ContributionSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[with_perm("refund_contribution")])
+    @action(
+        detail=True, methods=["post"], permission_classes=[requires("crm_core.refund_contribution")]
+    )
     def refund(self, request, pk=None):
         """Record a full (no amount) or partial refund; 409 beyond what is left."""
         serializer = RefundSerializer(data=request.data)
@@ -447,7 +441,9 @@ class ContributionViewSet(
         return self._reloaded(contribution)
 
     @extend_schema(request=ReasonSerializer, responses=ContributionSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[with_perm("change_contribution")])
+    @action(
+        detail=True, methods=["post"], permission_classes=[requires("crm_core.change_contribution")]
+    )
     def cancel(self, request, pk=None):
         """Cancel an unpaid contribution, releasing the membership or seat it held."""
         serializer = ReasonSerializer(data=request.data)
@@ -458,7 +454,9 @@ class ContributionViewSet(
         return self._reloaded(contribution)
 
     @extend_schema(request=ReasonSerializer, responses=ContributionSerializer)
-    @action(detail=True, methods=["post"], permission_classes=[with_perm("change_contribution")])
+    @action(
+        detail=True, methods=["post"], permission_classes=[requires("crm_core.change_contribution")]
+    )
     def fail(self, request, pk=None):
         """Mark a pending contribution's payment failed (it may still complete later)."""
         serializer = ReasonSerializer(data=request.data)
@@ -566,7 +564,7 @@ class RecurringContributionViewSet(
     @action(
         detail=True,
         methods=["post"],
-        permission_classes=[with_perm("change_recurringcontribution")],
+        permission_classes=[requires("crm_core.change_recurringcontribution")],
     )
     def cancel(self, request, pk=None):
         """Stop the standing order; a reason is required. Cancelling again changes nothing."""

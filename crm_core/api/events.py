@@ -19,7 +19,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import BasePermission
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -37,6 +36,7 @@ from ..money import currency_exponent, parse_amount
 from ..selectors.events import seats_left_of, upcoming_public_events, with_seats
 from ..services import events as services
 from .filters import DateTimeRangeFilter, IdFilter
+from .permissions import requires
 from .serializers import (
     CRMModelSerializer,
     FullCleanModelSerializer,
@@ -49,18 +49,6 @@ from .views import CRMViewSet, InUse
 SOURCE = "api"
 # Most events in one calendar feed.
 FEED_LIMIT = 500
-
-
-def requires(*perms):
-    """A DRF permission class: signed in and holding every one of ``perms``."""
-
-    class Requires(BasePermission):
-        def has_permission(self, request, view):
-            user = request.user
-            return bool(user and user.is_authenticated and user.has_perms(perms))
-
-    Requires.__name__ = "Requires_" + "_".join(p.split(".")[-1] for p in perms)
-    return Requires
 
 
 # -- serializers ------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from ..models import (
@@ -28,6 +27,7 @@ from ..models import (
 )
 from ..services import memberships as services
 from .filters import IdFilter
+from .permissions import requires
 from .serializers import (
     CRMModelSerializer,
     FullCleanModelSerializer,
@@ -38,18 +38,6 @@ from .serializers import (
 from .views import CRMViewSet, InUse
 
 SOURCE = "api"
-
-
-def requires(*perms):
-    """A DRF permission class: signed in and holding every one of ``perms``."""
-
-    class Requires(BasePermission):
-        def has_permission(self, request, view):
-            user = request.user
-            return bool(user and user.is_authenticated and user.has_perms(perms))
-
-    Requires.__name__ = "Requires_" + "_".join(p.split(".")[-1] for p in perms)
-    return Requires
 
 
 # -- serializers --------------------------------------------------------------------------
