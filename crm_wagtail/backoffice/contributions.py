@@ -12,19 +12,17 @@ with ``create_recurring`` and stopped with ``cancel_recurring``.
 
 from django import forms
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import FormView
 from wagtail.admin import messages
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.ui.tables import Column
-from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.widgets import AdminDateTimeInput
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
@@ -50,7 +48,11 @@ from crm_core.services import contributions as service
 
 from .choosers import CRMSnippetViewSet, SafeSnippetChooser
 from .columns import CalendarDateColumn
-from .service_views import NoBulkActionsIndexView, ServiceCreateView, add_service_errors
+from .service_views import (
+    NoBulkActionsIndexView,
+    ServiceActionView,
+    ServiceCreateView,
+)
 
 SOURCE = "admin"
 
@@ -290,60 +292,20 @@ class RequiredReasonForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=255)
 
 
-class ServiceActionView(WagtailAdminTemplateMixin, FormView):
-    """A small form that calls one service on one row, behind one permission."""
+class ContributionActionView(ServiceActionView):
+    """An action on a contribution; back to its page afterwards."""
 
-    template_name = "crm_wagtail/contribution/action_form.html"
     model = Contribution
-    permission = ""
-    header_icon = "form"
-    submit_button_label = _("Save")
-    success_message = ""
-
-    def dispatch(self, request, *args, **kwargs):
-        if not request.user.has_perm(self.permission):
-            raise PermissionDenied
-        self.object = get_object_or_404(self.get_queryset(), pk=unquote(str(kwargs["pk"])))
-        return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self):
         return contributions_with_details()
-
-    def get_page_subtitle(self):
-        return str(self.object)
-
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context.update(
-            {
-                "action_url": self.request.path,
-                "submit_button_label": self.submit_button_label,
-                "object": self.object,
-            }
-        )
-        return context
 
     def get_success_url(self):
         namespace = self.request.resolver_match.namespace
         return reverse(f"{namespace}:inspect", args=[self.object.pk])
 
-    def call_service(self, data):
-        raise NotImplementedError
 
-    def form_valid(self, form):
-        try:
-            self.call_service(form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-            return self.form_invalid(form)
-        except CRMError as error:
-            form.add_error(None, error.message)
-            return self.form_invalid(form)
-        messages.success(self.request, self.success_message)
-        return redirect(self.get_success_url())
-
-
-class RecordPaymentView(ServiceActionView):
+class RecordPaymentView(ContributionActionView):
     form_class = RecordPaymentForm
     permission = "crm_core.record_offline_payment"
     page_title = _("Record an offline payment")
@@ -354,7 +316,7 @@ class RecordPaymentView(ServiceActionView):
         service.record_offline_payment(self.object, actor=self.request.user, source=SOURCE, **data)
 
 
-class RefundView(ServiceActionView):
+class RefundView(ContributionActionView):
     form_class = RefundForm
     permission = "crm_core.refund_contribution"
     page_title = _("Refund")
@@ -371,7 +333,7 @@ class RefundView(ServiceActionView):
         )
 
 
-class CancelView(ServiceActionView):
+class CancelView(ContributionActionView):
     form_class = ReasonForm
     permission = "crm_core.change_contribution"
     page_title = _("Cancel contribution")
@@ -382,7 +344,7 @@ class CancelView(ServiceActionView):
         service.cancel(self.object, actor=self.request.user, source=SOURCE, **data)
 
 
-class FailView(ServiceActionView):
+class FailView(ContributionActionView):
     form_class = RequiredReasonForm
     permission = "crm_core.change_contribution"
     page_title = _("Mark payment failed")
@@ -397,7 +359,7 @@ class ConfirmForm(forms.Form):
     """No questions: the page asks for confirmation and the button answers it."""
 
 
-class MarkReceiptSentView(ServiceActionView):
+class MarkReceiptSentView(ContributionActionView):
     form_class = ConfirmForm
     permission = "crm_core.change_contribution"
     page_title = _("Mark receipt sent")
@@ -408,7 +370,7 @@ class MarkReceiptSentView(ServiceActionView):
         service.mark_receipt_sent(self.object, actor=self.request.user, source=SOURCE)
 
 
-class CancelRecurringView(ServiceActionView):
+class CancelRecurringView(ContributionActionView):
     form_class = RequiredReasonForm
     model = RecurringContribution
     permission = "crm_core.change_recurringcontribution"

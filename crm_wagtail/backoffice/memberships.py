@@ -7,19 +7,15 @@ menu). Memberships are history: they are never deleted here.
 """
 
 from django import forms
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import ProtectedError
 from django.forms import modelform_factory
 from django.http import HttpResponseForbidden
-from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
-from django.views.generic import FormView
 from wagtail import hooks
-from wagtail.admin import messages
 from wagtail.admin.ui.menus import MenuItem
 from wagtail.admin.ui.tables import Column
-from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.permission_policies import ModelPermissionPolicy
 from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
@@ -33,10 +29,10 @@ from .choosers import CRMSnippetViewSet, SafeSnippetChooser
 from .columns import CalendarDateColumn
 from .service_views import (
     NoBulkActionsIndexView,
+    ServiceActionView,
     ServiceCreateView,
     ServiceDeleteView,
     ServiceEditView,
-    add_service_errors,
 )
 
 SOURCE = "admin"
@@ -194,44 +190,19 @@ class CancelForm(forms.Form):
     reason = forms.CharField(label=_("Reason"), max_length=255, required=False)
 
 
-class MembershipActionView(WagtailAdminTemplateMixin, FormView):
-    """A small form that calls one membership service, for staff holding ``permission``."""
+class MembershipActionView(ServiceActionView):
+    """An action on a membership; back to the list afterwards."""
 
-    template_name = "wagtailadmin/generic/form.html"
     header_icon = "group"
-    permission = None
-    submit_button_label = None
 
-    def dispatch(self, request, pk):
-        if not request.user.has_perm(self.permission):
-            raise PermissionDenied
-        self.object = get_object_or_404(
-            Membership.objects.select_related("contact", "membership_type"), pk=pk
-        )
-        return super().dispatch(request, pk)
+    def get_queryset(self):
+        return Membership.objects.select_related("contact", "membership_type")
 
     def get_page_subtitle(self):
         return f"{self.object.contact.display_name}: {self.object}"
 
-    def get_context_data(self, **kwargs):
-        context = super().get_context_data(**kwargs)
-        context["action_url"] = self.request.path
-        context["submit_button_label"] = self.submit_button_label
-        context["submit_button_active_label"] = self.submit_button_label
-        return context
-
-    def form_valid(self, form):
-        try:
-            self.call_service(form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-            return self.form_invalid(form)
-        except CRMError as error:
-            form.add_error(None, error.message)
-            messages.error(self.request, error.message)
-            return self.form_invalid(form)
-        messages.success(self.request, self.success_message)
-        return redirect("wagtailsnippets_crm_core_membership:list")
+    def get_success_url(self):
+        return reverse("wagtailsnippets_crm_core_membership:list")
 
 
 class MembershipRenewView(MembershipActionView):

@@ -1,4 +1,4 @@
-"""Create, edit and delete views whose writes go through a CRM service.
+"""Create, edit, delete and action views whose writes go through a CRM service.
 
 Wagtail's generic views save the model form directly. These subclasses
 hand the validated form to a service instead and turn the service's
@@ -6,13 +6,19 @@ hand the validated form to a service instead and turn the service's
 what is wrong next to the field without losing what they typed.
 """
 
-from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.shortcuts import redirect
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect
 from django.utils.functional import cached_property
+from django.utils.translation import gettext_lazy as _
+from django.views.generic import FormView
 from wagtail.admin import messages
 from wagtail.admin.ui.tables import BulkActionsCheckboxColumn
+from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.log_actions import log
 from wagtail.snippets.views import snippets
+
+from crm_core.exceptions import CRMError
 
 
 def add_service_errors(form, error):
@@ -84,3 +90,56 @@ class NoBulkActionsIndexView(snippets.IndexView):
     @cached_property
     def columns(self):
         return [c for c in super().columns if not isinstance(c, BulkActionsCheckboxColumn)]
+
+
+class ServiceActionView(WagtailAdminTemplateMixin, FormView):
+    """A small form that calls one service on one row, for staff holding ``permission``.
+
+    Subclasses give ``form_class``, ``permission``, ``get_queryset()``,
+    ``call_service(cleaned_data)`` and where to go afterwards
+    (``get_success_url()``). A service's ``ValidationError`` lands next to the
+    fields, a ``CRMError`` above the form; what staff typed is kept.
+    """
+
+    template_name = "crm_wagtail/service_action_form.html"
+    permission = ""
+    header_icon = "form"
+    submit_button_label = _("Save")
+    success_message = ""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.has_perm(self.permission):
+            raise PermissionDenied
+        self.object = get_object_or_404(self.get_queryset(), pk=unquote(str(kwargs["pk"])))
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        raise NotImplementedError
+
+    def call_service(self, data):
+        raise NotImplementedError
+
+    def get_page_subtitle(self):
+        return str(self.object)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(
+            action_url=self.request.path,
+            submit_button_label=self.submit_button_label,
+            submit_button_active_label=self.submit_button_label,
+            object=self.object,
+        )
+        return context
+
+    def form_valid(self, form):
+        try:
+            self.call_service(form.cleaned_data)
+        except ValidationError as error:
+            add_service_errors(form, error)
+            return self.form_invalid(form)
+        except CRMError as error:
+            form.add_error(None, error.message)
+            return self.form_invalid(form)
+        messages.success(self.request, self.success_message)
+        return redirect(self.get_success_url())
