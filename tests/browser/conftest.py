@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import call_command
+from django.db import connections
 from wagtail.coreutils import get_supported_content_language_variant
 from wagtail.models import Locale, Page
 
@@ -36,6 +37,10 @@ def browser_page(chromium_path):
         page.set_default_timeout(15_000)
         yield page
         browser.close()
+        # ORM calls made while Playwright's loop runs get connections of their
+        # own context; close them here, or PostgreSQL refuses to drop the test
+        # database at the end ("being accessed by other users").
+        connections.close_all()
 
 
 @pytest.fixture
