@@ -121,3 +121,16 @@ def test_add_forms_choose_the_contact_with_a_chooser_not_a_list_of_everyone(
 
     assert not any(person.display_name in html for person in people)
     assert reverse("wagtailsnippetchoosers_crm_core_contact:choose") in html
+
+
+def test_event_listing_puts_the_latest_start_first(client, superuser):
+    now = timezone.now()
+    soon = EventFactory(title="Event coming soon", starts_at=now + datetime.timedelta(days=3))
+    later = EventFactory(title="Event much later", starts_at=now + datetime.timedelta(days=60))
+    EventFactory(title="Event in the past", starts_at=now - datetime.timedelta(days=30))
+    soon.save()  # the most recently edited, which Wagtail would list first
+    client.force_login(superuser)
+
+    html = client.get(reverse("wagtailsnippets_crm_core_event:list")).content.decode()
+
+    assert html.index(later.title) < html.index(soon.title) < html.index("Event in the past")

@@ -390,6 +390,7 @@ class CancelRecurringView(ContributionActionView):
 
 class ContributionViewSet(CRMSnippetViewSet):
     model = Contribution
+    ordering = "-received_at"
     icon = "form"
     menu_label = _("Contributions")
     add_to_reference_index = False

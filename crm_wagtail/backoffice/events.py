@@ -146,6 +146,8 @@ class EventIndexView(snippets.IndexView):
 
 class EventViewSet(CRMSnippetViewSet):
     model = Event
+    # Upcoming and recent events first (Wagtail would sort by last edit).
+    ordering = "-starts_at"
     icon = "date"
     menu_label = _("Events")
     add_to_reference_index = False
@@ -442,6 +444,7 @@ class ParticipantCreateView(ServiceCreateView):
 
 class ParticipantViewSet(CRMSnippetViewSet):
     model = Participant
+    ordering = "-registered_at"
     icon = "user"
     menu_label = _("Participants")
     add_to_reference_index = False

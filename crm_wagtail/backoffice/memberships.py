@@ -229,6 +229,7 @@ class MembershipCancelView(MembershipActionView):
 
 class MembershipViewSet(CRMSnippetViewSet):
     model = Membership
+    ordering = "-start_date"
     icon = "group"
     menu_label = _("Memberships")
     add_to_reference_index = False
