@@ -188,6 +188,14 @@ def _clean_line(index, line, currency, default_fund):
             )
         if membership.status in (MembershipStatus.CANCELLED, MembershipStatus.DECEASED):
             fail(_("this membership is %(status)s.") % {"status": membership.get_status_display()})
+        # Refuse now what ``complete`` would refuse once the money is in.
+        from .memberships import MAX_TERMS, paid_term_refusal
+
+        if quantity > MAX_TERMS:
+            fail(_("a membership line pays for at most %(max)d terms.") % {"max": MAX_TERMS})
+        refusal = paid_term_refusal(membership)
+        if refusal:
+            fail(refusal)
         fund = fund or mtype.financial_type
         label = label or mtype.name
     elif kind == LineItemKind.EVENT_FEE:

@@ -616,9 +616,12 @@ def mark_no_show(participant, *, actor=None, source=""):
 
 
 def _expire_offers(event, now, actor, source):
-    stale = Participant.objects.filter(
-        event=event, status=Status.WAITLISTED, offer_expires_at__lte=now
-    ).select_related("event", "contact")
+    # Locked: an offer accepted meanwhile is re-read as accepted and left alone.
+    stale = (
+        Participant.objects.select_for_update(of=("self",))
+        .filter(event=event, status=Status.WAITLISTED, offer_expires_at__lte=now)
+        .select_related("event", "contact")
+    )
     expired = []
     for participant in stale:
         participant.status = Status.CANCELLED
@@ -753,6 +756,8 @@ def confirm_paid_participant(line_item, *, actor=None, source=""):
 
     - pending payment, or waitlisted with an open offer -> registered;
     - registered, attended or no-show -> unchanged;
+    - waitlisted with an offer that lapsed before the payment came -> as a
+      cancelled place (below), so the expiry run does not cancel a paid place;
     - still waiting without an offer -> stays on the waiting list (a history
       entry says a refund may be due if no seat frees up);
     - cancelled (the payment arrived late) -> registered again when a seat is
@@ -779,11 +784,15 @@ def confirm_paid_participant(line_item, *, actor=None, source=""):
         ):
             participant.status = Status.REGISTERED
             participant.offer_expires_at = None
+        elif old == Status.WAITLISTED and participant.offer_expires_at:
+            # The offer lapsed before the money came (the expiry run would
+            # cancel it next): as for a cancelled place, seat it if one is free.
+            note = _revive_paid(participant, event, now)
         elif old == Status.WAITLISTED:
             note = _("Paid while on the waiting list; a refund may be due if no seat frees up.")
         elif old == Status.CANCELLED:
             note = _revive_paid(participant, event, now)
-        if participant.status != old:
+        if participant.status != old or note:
             participant.save(
                 update_fields=[
                     "status",
@@ -813,6 +822,7 @@ def _revive_paid(participant, event, now):
     other_place = (
         Participant.objects.filter(event=event, contact_id=participant.contact_id)
         .exclude(status=Status.CANCELLED)
+        .exclude(pk=participant.pk)
         .exists()
     )
     if other_place:

@@ -235,8 +235,11 @@ def _iso(value):
 
 
 def _lock(membership):
+    # The membership and its contact (as ``join`` locks the contact), never the
+    # type: locking it would make every renewal of a type wait for the others
+    # and let two transactions renewing two types in turn deadlock.
     return (
-        Membership.objects.select_for_update()
+        Membership.objects.select_for_update(of=("self", "contact"))
         .select_related("membership_type", "contact")
         .get(pk=membership.pk)
     )
@@ -400,6 +403,17 @@ def _renewable(membership):
         )
     if is_lifetime(membership.membership_type) or membership.end_date is None:
         raise MembershipNotRenewable(_("A lifetime membership does not need renewing."))
+
+
+def paid_term_refusal(membership):
+    """Why ``apply_paid_term`` would refuse ``membership``, or "" (for checks before payment)."""
+    if membership.status == MembershipStatus.PENDING:
+        return ""
+    try:
+        _renewable(membership)
+    except MembershipNotRenewable as exc:
+        return str(exc)
+    return ""
 
 
 def _extend(membership, terms, today):
