@@ -409,6 +409,15 @@ class ContributionViewSet(
             raise _renamed(error, {"lines": "line_items"}) from None
         return self._reloaded(contribution, status.HTTP_201_CREATED)
 
+    def _act(self, service_function, serializer_class):
+        """Check the request with ``serializer_class``, then call the service on this row."""
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        contribution = service_function(
+            self.get_object(), actor=self.request.user, source=SOURCE, **serializer.validated_data
+        )
+        return self._reloaded(contribution)
+
     @extend_schema(request=OfflinePaymentSerializer, responses=ContributionSerializer)
     @action(
         detail=True,
@@ -420,12 +429,7 @@ class ContributionViewSet(
 
         Idempotent: completing a paid contribution again returns it unchanged (200).
         """
-        serializer = OfflinePaymentSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        contribution = service.record_offline_payment(
-            self.get_object(), actor=request.user, source=SOURCE, **serializer.validated_data
-        )
-        return self._reloaded(contribution)
+        return self._act(service.record_offline_payment, OfflinePaymentSerializer)
 
     @extend_schema(request=RefundSerializer, responses=ContributionSerializer)
     @action(
@@ -433,12 +437,7 @@ class ContributionViewSet(
     )
     def refund(self, request, pk=None):
         """Record a full (no amount) or partial refund; 409 beyond what is left."""
-        serializer = RefundSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        contribution = service.refund(
-            self.get_object(), actor=request.user, source=SOURCE, **serializer.validated_data
-        )
-        return self._reloaded(contribution)
+        return self._act(service.refund, RefundSerializer)
 
     @extend_schema(request=ReasonSerializer, responses=ContributionSerializer)
     @action(
@@ -446,12 +445,7 @@ class ContributionViewSet(
     )
     def cancel(self, request, pk=None):
         """Cancel an unpaid contribution, releasing the membership or seat it held."""
-        serializer = ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        contribution = service.cancel(
-            self.get_object(), actor=request.user, source=SOURCE, **serializer.validated_data
-        )
-        return self._reloaded(contribution)
+        return self._act(service.cancel, ReasonSerializer)
 
     @extend_schema(request=ReasonSerializer, responses=ContributionSerializer)
     @action(
@@ -459,12 +453,7 @@ class ContributionViewSet(
     )
     def fail(self, request, pk=None):
         """Mark a pending contribution's payment failed (it may still complete later)."""
-        serializer = ReasonSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        contribution = service.fail(
-            self.get_object(), actor=request.user, source=SOURCE, **serializer.validated_data
-        )
-        return self._reloaded(contribution)
+        return self._act(service.fail, ReasonSerializer)
 
 
 # -- recurring contributions ----------------------------------------------------------------

@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..money import format_money
+from ..money import format_money, parse_amount, validate_currency
 
 # Every amount column: up to 99,999,999,999.999, so three-decimal currencies fit.
 AMOUNT = {"max_digits": 14, "decimal_places": 3}
@@ -54,8 +54,6 @@ class Campaign(models.Model):
 
     def clean(self):
         from django.core.exceptions import ValidationError
-
-        from ..money import parse_amount, validate_currency
 
         errors = {}
         if self.currency:

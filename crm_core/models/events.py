@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from ..money import format_money
+from ..money import format_money, validate_currency
 from .contributions import AMOUNT
 
 # Most seats an event may have: more is a typo, not a venue.
@@ -126,8 +126,6 @@ class Event(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
     def clean(self):
-        from ..money import validate_currency
-
         errors = {}
         if self.starts_at and self.ends_at and self.ends_at < self.starts_at:
             errors["ends_at"] = [_("The event must end after it starts.")]

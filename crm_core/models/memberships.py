@@ -5,6 +5,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..money import parse_amount, validate_currency
 from .contributions import AMOUNT
 
 
@@ -114,8 +115,6 @@ class MembershipType(models.Model):
         return self.name
 
     def clean(self):
-        from ..money import parse_amount, validate_currency
-
         errors = {}
         try:
             self.currency = validate_currency(self.currency)

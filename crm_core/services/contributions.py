@@ -47,6 +47,7 @@ from ..models import (
 )
 from ..money import MAX_AMOUNT, format_money, parse_amount, validate_currency
 from ..sanitize import plain_text
+from . import events, memberships
 from .activities import record_system_event, user_or_none
 
 S = ContributionStatus
@@ -189,11 +190,12 @@ def _clean_line(index, line, currency, default_fund):
         if membership.status in (MembershipStatus.CANCELLED, MembershipStatus.DECEASED):
             fail(_("this membership is %(status)s.") % {"status": membership.get_status_display()})
         # Refuse now what ``complete`` would refuse once the money is in.
-        from .memberships import MAX_TERMS, paid_term_refusal
-
-        if quantity > MAX_TERMS:
-            fail(_("a membership line pays for at most %(max)d terms.") % {"max": MAX_TERMS})
-        refusal = paid_term_refusal(membership)
+        if quantity > memberships.MAX_TERMS:
+            fail(
+                _("a membership line pays for at most %(max)d terms.")
+                % {"max": memberships.MAX_TERMS}
+            )
+        refusal = memberships.paid_term_refusal(membership)
         if refusal:
             fail(refusal)
         fund = fund or mtype.financial_type
@@ -474,13 +476,9 @@ def complete(
         )
         for line in locked.line_items.select_related("membership", "participant").order_by("id"):
             if line.kind == LineItemKind.MEMBERSHIP:
-                from .memberships import apply_paid_term
-
-                apply_paid_term(line, actor=actor, source=source)
+                memberships.apply_paid_term(line, actor=actor, source=source)
             elif line.kind == LineItemKind.EVENT_FEE:
-                from .events import confirm_paid_participant
-
-                confirm_paid_participant(line, actor=actor, source=source)
+                events.confirm_paid_participant(line, actor=actor, source=source)
         if locked.recurring_id:
             _advance_recurring(locked.recurring_id)
     return locked
@@ -566,8 +564,6 @@ def cancel(contribution, *, reason="", actor=None, source=""):
         if line.kind == LineItemKind.MEMBERSHIP and line.applied_at is None:
             membership = Membership.objects.select_for_update().get(pk=line.membership_id)
             if membership.status == MembershipStatus.PENDING:
-                from . import memberships
-
                 memberships.cancel(
                     membership,
                     reason=reason or _("Its payment was cancelled."),
@@ -584,8 +580,6 @@ def cancel(contribution, *, reason="", actor=None, source=""):
                 pk=line.participant_id
             )
             if participant.status == ParticipantStatus.PENDING_PAYMENT:
-                from . import events
-
                 events.cancel_registration(
                     participant,
                     reason=reason or _("Its payment was cancelled."),
@@ -661,13 +655,9 @@ def _apply_refund_policies(contribution, *, actor, source):
         if line.applied_at is None:
             continue
         if line.kind == LineItemKind.MEMBERSHIP and cancel_terms:
-            from .memberships import revoke_paid_term
-
-            revoke_paid_term(line, actor=actor, source=source)
+            memberships.revoke_paid_term(line, actor=actor, source=source)
         elif line.kind == LineItemKind.EVENT_FEE and cancel_seats:
-            from .events import revoke_paid_participant
-
-            revoke_paid_participant(line, actor=actor, source=source)
+            events.revoke_paid_participant(line, actor=actor, source=source)
 
 
 @transaction.atomic
