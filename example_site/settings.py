@@ -232,6 +232,12 @@ SPECTACULAR_SETTINGS = {
 # Settings of the CRM apps, with their defaults in crm_core/conf.py.
 CRM = {
     "DEFAULT_PHONE_REGION": os.environ.get("CRM_DEFAULT_PHONE_REGION", "GB"),
+    # Payments (defaults and meaning in crm_payments/conf.py, docs/payments.md).
+    "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", ""),
+    "STRIPE_PUBLISHABLE_KEY": os.environ.get("STRIPE_PUBLISHABLE_KEY", ""),
+    "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
+    "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
+    "TRUSTED_PROXY_COUNT": int(os.environ.get("CRM_TRUSTED_PROXY_COUNT", "0") or 0),
 }
 
 LOGGING = {

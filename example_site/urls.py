@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("api/crm/", include("crm_core.api.urls")),
+    path("crm/payments/", include("crm_payments.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
 ]
 

@@ -685,6 +685,31 @@ def mark_receipt_sent(contribution, *, sent_at=None, actor=None, source=""):
     return locked
 
 
+@transaction.atomic
+def set_disputed(contribution, *, disputed=True, reason="", actor=None, source=""):
+    """Flag (or clear) a chargeback on a contribution. Idempotent.
+
+    A flag for staff and reports only: the status and refunded amount do
+    not change (a lost dispute is recorded as a refund by the payment layer).
+    """
+    reason = _text(reason, "reason")
+    locked = _locked(contribution)
+    if locked.is_disputed == disputed:
+        return locked
+    locked.is_disputed = disputed
+    locked.save(update_fields=["is_disputed", "updated_at"])
+    record_system_event(
+        locked.contact,
+        (_("Payment of %(money)s disputed") if disputed else _("Dispute on %(money)s closed"))
+        % {"money": _money(locked)},
+        actor=actor,
+        source=source,
+        details=reason,
+        changes={"is_disputed": [not disputed, disputed]},
+    )
+    return locked
+
+
 # -- recurring --------------------------------------------------------------------------
 
 
