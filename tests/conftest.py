@@ -12,6 +12,8 @@ from django.contrib.auth.models import Permission
 
 from tests.factories import ContactFactory, UserFactory
 
+pytest_plugins = ["tests.payments_fixtures"]
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
