@@ -53,3 +53,28 @@ def pending_donation(db):
         lines=[{"kind": "donation", "amount": Decimal("25.00"), "label": "Donation"}],
         source="tests",
     )
+
+
+@pytest.fixture
+def fake_stripe(settings):
+    """The local Stripe fake (``crm_payments.providers.stripe_fake``) on a free 127.0.0.1 port.
+
+    Settings as ``stripe_settings``, with ``STRIPE_API_BASE`` pointing at the
+    fake. Yields the ``FakeStripe``: tests drive customers' and banks' actions
+    through it (``pay``, ``decline``, ``renew``...) and read its ``events``.
+    """
+    from crm_payments.providers.stripe_fake import FakeStripe
+
+    fake = FakeStripe(api_key=SECRET_KEY, webhook_secret=WEBHOOK_SECRET)
+    fake.start()
+    settings.CRM = {
+        **getattr(settings, "CRM", {}),
+        "STRIPE_SECRET_KEY": SECRET_KEY,
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_crm",
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "STRIPE_API_BASE": fake.url,
+    }
+    try:
+        yield fake
+    finally:
+        fake.stop()
