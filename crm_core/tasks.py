@@ -32,3 +32,15 @@ def expire_waitlist_offers_task():
     cron does the same). Returns the ids of the participants newly offered a seat.
     """
     return [participant.pk for participant in expire_waitlist_offers()]
+
+
+@task()
+def find_duplicates_task(contact_ids=None):
+    """Fill the duplicates review queue (``manage.py crm_find_duplicates`` does the same).
+
+    ``contact_ids`` limits the queue to pairs involving those contacts (after
+    an import, say). Returns the counts as a dict.
+    """
+    from .services.duplicates import find_duplicates
+
+    return find_duplicates(contacts=contact_ids).as_dict()

@@ -26,7 +26,13 @@ from .contributions import (
     SoftCreditKind,
 )
 from .customfields import CustomField, CustomFieldValue, FieldType
-from .duplicates import DuplicateStatus, PossibleDuplicate
+from .duplicates import (
+    DuplicateRule,
+    DuplicateRuleKind,
+    DuplicateStatus,
+    MergeRecord,
+    PossibleDuplicate,
+)
 from .events import (
     SEAT_STATUSES,
     Event,
@@ -70,6 +76,8 @@ __all__ = [
     "CustomField",
     "CustomFieldValue",
     "DateEvent",
+    "DuplicateRule",
+    "DuplicateRuleKind",
     "DuplicateStatus",
     "DurationUnit",
     "Event",
@@ -88,6 +96,7 @@ __all__ = [
     "MembershipStatus",
     "MembershipStatusRule",
     "MembershipType",
+    "MergeRecord",
     "OffsetUnit",
     "Participant",
     "ParticipantRole",
