@@ -5,10 +5,16 @@ from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
+from crm_payments import api_urls as payments_api_urls
+
 urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
+    # crm_payments serves the core's contributions endpoints first, so that a
+    # refund through the API returns the money through the payment provider.
+    path("api/crm/v1/", include(payments_api_urls.contribution_urlpatterns)),
     path("api/crm/", include("crm_core.api.urls")),
+    path("api/crm/payments/", include("crm_payments.api_urls")),
     path("crm/payments/", include("crm_payments.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
 ]

@@ -1,0 +1,34 @@
+"""URLs of the payments API, mounted by a site next to the core's API.
+
+- ``urlpatterns`` (namespace "crm_payments_api"), mounted at e.g.
+  /api/crm/payments/: ``v1/payments/``, ``v1/refunds/``, ``v1/disputes/``,
+  ``v1/payment-blocks/``.
+- ``contribution_urlpatterns`` (namespace "crm_payments_contributions"):
+  the core's ``contributions`` endpoints served by
+  ``crm_payments.api.ContributionViewSet``, whose ``refund`` and
+  ``complete`` go through crm_payments' services. crm_core cannot import
+  crm_payments, so a site mounts these at the core API's ``v1/`` *before*
+  the core's own URLs; the first match wins and ``crm_api:contribution-*``
+  still reverses to the same addresses::
+
+      path("api/crm/v1/", include(crm_payments.api_urls.contribution_urlpatterns)),
+      path("api/crm/", include("crm_core.api.urls")),
+      path("api/crm/payments/", include("crm_payments.api_urls")),
+"""
+
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
+
+from . import api
+
+app_name = "crm_payments_api"
+
+router = SimpleRouter()
+api.register(router)
+
+urlpatterns = [path("v1/", include(router.urls))]
+
+_contributions = SimpleRouter()
+_contributions.register("contributions", api.ContributionViewSet, basename="contribution")
+
+contribution_urlpatterns = (_contributions.urls, "crm_payments_contributions")
