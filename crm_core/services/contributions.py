@@ -916,3 +916,46 @@ def mark_recurring_failed(recurring, *, reason="", actor=None, source=""):
         changes={"recurring_status": [old, RecurringStatus.FAILED]},
     )
     return locked
+
+
+@transaction.atomic
+def set_recurring_processor(recurring, *, processor, processor_id, actor=None, source=""):
+    """Record the provider's subscription behind a standing order, once.
+
+    Called when the provider reports the subscription exists (crm_payments'
+    Stripe webhooks and reconcile command). Idempotent: the same id again
+    changes nothing and records nothing. A standing order already linked to
+    another subscription is refused (``InvalidTransition``): a second
+    subscription for one standing order is for staff to look at, never
+    silently swapped. The row is locked.
+    """
+    for name, value, limit in (("processor", processor, 50), ("processor_id", processor_id, 255)):
+        if not isinstance(value, str) or not value.strip() or len(value) > limit:
+            raise ValidationError(
+                {name: [_("Expected text of at most %(n)d characters.") % {"n": limit}]}
+            )
+    processor, processor_id = processor.strip(), processor_id.strip()
+    locked = RecurringContribution.objects.select_for_update().get(pk=recurring.pk)
+    if locked.processor == processor and locked.processor_id == processor_id:
+        return locked
+    if locked.processor_id:
+        raise InvalidTransition(
+            _("This recurring contribution is already linked to %(id)s.")
+            % {"id": locked.processor_id[:64]}
+        )
+    locked.processor = processor
+    locked.processor_id = processor_id
+    locked.save(update_fields=["processor", "processor_id", "updated_at"])
+    record_system_event(
+        locked.contact,
+        _("Recurring contribution of %(money)s linked to %(processor)s %(id)s")
+        % {
+            "money": format_money(locked.amount, locked.currency),
+            "processor": processor,
+            "id": processor_id,
+        },
+        actor=actor,
+        source=source,
+        changes={"processor_id": ["", processor_id]},
+    )
+    return locked

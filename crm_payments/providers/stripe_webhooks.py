@@ -1,11 +1,248 @@
-"""Stripe webhooks (being built)."""
+"""Stripe webhooks: verify, store each event once, re-fetch, sync.
 
-from django.http import HttpResponseBadRequest
+The endpoint (``/crm/payments/stripe/webhook/``) trusts nothing in the body
+but the event's id, type and object id, and only once stripe's own code
+(``stripe.Webhook.construct_event``) has checked the signature and the
+timestamp. Then:
+
+1. the event id is stored once (``WebhookEvent``, unique per provider), in a
+   transaction of its own: a second delivery of the same event, even one
+   arriving at the same moment on another server, finds the row and is
+   answered 200 without being processed again, unless the first attempt
+   failed (or died part way, ``STALE_AFTER`` ago);
+2. the handler for the event's type (``HANDLERS``, a dict in the manner of
+   Saleor's Stripe plugin) re-fetches the object from Stripe and passes it to
+   ``stripe_sync``, whose functions apply Stripe's current state through the
+   idempotent payment services. Events may come in any order: each one
+   applies the state of the object as it is now.
+
+Answers: 400 for anything that is not a well-signed, recent, well-formed
+event (nothing stored, one log line); 200 for events handled, ignored
+(unknown types, objects that are not ours) or already seen; 503 when Stripe
+cannot be reached to re-fetch (the event is stored as failed and Stripe's
+next delivery processes it). Never a 500 for bad input.
+"""
+
+import datetime
+import logging
+
+import stripe
+from django.core.exceptions import RequestDataTooBig, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from crm_core.exceptions import CRMError
+
+from ..conf import payments_setting
+from ..models import WebhookEvent, WebhookStatus
+from . import stripe_sync
+
+logger = logging.getLogger("crm_payments.webhooks")
+
+PROVIDER = "stripe"
+# Stripe's events are a few kilobytes; anything near this is not one of them.
+MAX_BODY_BYTES = 1024 * 1024
+# A delivery still marked "received" this long after the first one died part
+# way (a killed worker): a later delivery processes it again.
+STALE_AFTER = datetime.timedelta(minutes=10)
+
+
+# -- handlers: re-fetch the object, then sync it -------------------------------------------
+
+
+def handle_checkout_session(object_id):
+    return stripe_sync.sync_checkout_session(stripe_sync.fetch_checkout_session(object_id))
+
+
+def handle_payment_intent(object_id):
+    return stripe_sync.sync_payment_intent(stripe_sync.fetch_payment_intent(object_id))
+
+
+def handle_charge(object_id):
+    return stripe_sync.sync_charge(stripe_sync.fetch_charge(object_id))
+
+
+def handle_refund(object_id):
+    return stripe_sync.sync_refund(stripe_sync.fetch_refund(object_id))
+
+
+def handle_dispute(object_id):
+    return stripe_sync.sync_dispute(stripe_sync.fetch_dispute(object_id))
+
+
+def handle_invoice(object_id):
+    return stripe_sync.sync_invoice(stripe_sync.fetch_invoice(object_id))
+
+
+def handle_subscription(object_id):
+    return stripe_sync.sync_subscription(stripe_sync.fetch_subscription(object_id))
+
+
+#: Event type -> handler(object id) -> list of changes. Enable these in Stripe.
+HANDLERS = {
+    "checkout.session.completed": handle_checkout_session,
+    "checkout.session.async_payment_succeeded": handle_checkout_session,
+    "checkout.session.async_payment_failed": handle_checkout_session,
+    "checkout.session.expired": handle_checkout_session,
+    "payment_intent.succeeded": handle_payment_intent,
+    "payment_intent.payment_failed": handle_payment_intent,
+    "charge.refunded": handle_charge,
+    "charge.refund.updated": handle_refund,
+    "charge.dispute.created": handle_dispute,
+    "charge.dispute.updated": handle_dispute,
+    "charge.dispute.closed": handle_dispute,
+    "invoice.paid": handle_invoice,
+    "invoice.payment_failed": handle_invoice,
+    "customer.subscription.updated": handle_subscription,
+    "customer.subscription.deleted": handle_subscription,
+}
+
+# Stripe could not answer, or answered "try later": the next delivery retries.
+RETRYABLE = (
+    stripe.APIConnectionError,
+    stripe.RateLimitError,
+    stripe.APIError,
+    stripe.AuthenticationError,
+    stripe.PermissionError,
+)
+
+
+# -- the view -------------------------------------------------------------------------------
+
+
+class BadEvent(Exception):
+    """The request is not a well-signed, recent, well-formed Stripe event."""
+
+
+def _refuse(request, reason):
+    logger.warning(
+        "Stripe webhook refused from %s: %s", request.META.get("REMOTE_ADDR", "?"), reason
+    )
+    return JsonResponse({"error": reason}, status=400)
+
+
+def _read_event(request):
+    """(event id, type, object id, livemode) of a verified event, or ``BadEvent``."""
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise BadEvent("bad Content-Length") from None
+    if declared > MAX_BODY_BYTES:
+        raise BadEvent("body too large")
+    try:
+        body = request.body
+    except RequestDataTooBig:
+        raise BadEvent("body too large") from None
+    if len(body) > MAX_BODY_BYTES:
+        raise BadEvent("body too large")
+    header = request.META.get("HTTP_STRIPE_SIGNATURE", "")
+    if not header:
+        raise BadEvent("no Stripe-Signature header")
+    try:
+        payload = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadEvent("body is not UTF-8") from None
+    try:
+        event = stripe.Webhook.construct_event(
+            payload,
+            header,
+            payments_setting("STRIPE_WEBHOOK_SECRET"),
+            tolerance=payments_setting("STRIPE_WEBHOOK_TOLERANCE"),
+        )
+    except stripe.SignatureVerificationError as error:
+        raise BadEvent(f"signature: {error.user_message or error}") from None
+    except (ValueError, TypeError, AttributeError, KeyError):
+        raise BadEvent("body is not a Stripe event (JSON)") from None
+    event_id = stripe_sync.value(event, "id")
+    event_type = stripe_sync.value(event, "type")
+    object_id = stripe_sync.value(event, "data", "object", "id")
+    for name, text in (("id", event_id), ("type", event_type), ("object id", object_id)):
+        if not isinstance(text, str) or not text or len(text) > 255:
+            raise BadEvent(f"event {name} missing or not text")
+    return event_id, event_type[:100], object_id, bool(stripe_sync.value(event, "livemode"))
+
+
+def _store(event_id, event_type, object_id, livemode):
+    """(row, first delivery?). The insert commits on its own: the unique constraint decides."""
+    try:
+        with transaction.atomic():
+            return WebhookEvent.objects.create(
+                provider=PROVIDER,
+                event_id=event_id,
+                event_type=event_type,
+                object_id=object_id,
+                livemode=livemode,
+            ), True
+    except IntegrityError:
+        seen = WebhookEvent.objects.filter(provider=PROVIDER, event_id=event_id)
+        seen.update(attempts=F("attempts") + 1)
+        return seen.get(), False
+
+
+def _finish(record, status, error=""):
+    WebhookEvent.objects.filter(pk=record.pk).update(
+        status=status, error=str(error)[:2000], processed_at=timezone.now()
+    )
+    return JsonResponse({"status": status})
+
+
+def _needs_processing(record):
+    if record.status == WebhookStatus.FAILED:
+        return True
+    return (
+        record.status == WebhookStatus.RECEIVED
+        and record.received_at < timezone.now() - STALE_AFTER
+    )
+
 
 @csrf_exempt
+@transaction.non_atomic_requests
 @require_POST
 def webhook_view(request):
-    return HttpResponseBadRequest()
+    """Receive one Stripe event (see the module's docstring for what is answered when)."""
+    if not payments_setting("STRIPE_WEBHOOK_SECRET"):
+        logger.error("Stripe webhook refused: STRIPE_WEBHOOK_SECRET is not configured")
+        return JsonResponse({"error": "webhooks are not configured"}, status=400)
+    try:
+        event_id, event_type, object_id, livemode = _read_event(request)
+    except BadEvent as error:
+        return _refuse(request, str(error))
+
+    record, first = _store(event_id, event_type, object_id, livemode)
+    if not first and not _needs_processing(record):
+        return JsonResponse({"status": "duplicate"})
+
+    handler = HANDLERS.get(event_type)
+    if handler is None:
+        return _finish(record, WebhookStatus.IGNORED, "Not an event type we handle.")
+    try:
+        changes = handler(object_id)
+    except stripe_sync.NotOurs as note:
+        return _finish(record, WebhookStatus.IGNORED, note)
+    except stripe.InvalidRequestError as error:
+        # Stripe says the object does not exist on this account (a test event
+        # from elsewhere, a deleted object): there is nothing to apply.
+        logger.warning("Stripe event %s: %s not found at Stripe", event_id, object_id)
+        return _finish(record, WebhookStatus.IGNORED, error.user_message or str(error))
+    except RETRYABLE as error:
+        logger.warning("Stripe event %s: Stripe unreachable, will retry: %s", event_id, error)
+        _finish(record, WebhookStatus.FAILED, f"Stripe unreachable: {error}")
+        return JsonResponse({"status": "retry later"}, status=503)
+    except (CRMError, ValidationError) as error:
+        # Our books refuse what Stripe reports (say, a membership that can no
+        # longer be renewed): staff must look; the reconcile command retries.
+        message = getattr(error, "message", None) or "; ".join(getattr(error, "messages", []))
+        logger.error("Stripe event %s (%s) could not be applied: %s", event_id, event_type, message)
+        return _finish(record, WebhookStatus.FAILED, message or str(error))
+    except Exception as error:  # noqa: BLE001 - recorded, then Stripe retries
+        logger.exception("Stripe event %s (%s) failed", event_id, event_type)
+        _finish(record, WebhookStatus.FAILED, repr(error))
+        return JsonResponse({"status": "error"}, status=500)
+    _finish(record, WebhookStatus.PROCESSED)
+    for change in changes:
+        logger.info("Stripe event %s: %s", event_id, change)
+    return JsonResponse({"status": WebhookStatus.PROCESSED.value, "changes": len(changes)})
