@@ -14,6 +14,15 @@ class ConsentQuerySet(models.QuerySet):
     def delete(self):
         raise ConsentRecordImmutable(_("Consent records are never deleted."))
 
+    def reassign_contact(self, contact):
+        """Attribute these records to ``contact``; returns how many.
+
+        Only ``crm_core.services.merge`` calls this, when two contacts turn
+        out to be one person: what each record says (purpose, channel,
+        granted, when, source, wording) never changes.
+        """
+        return super().update(contact=contact)
+
 
 class ConsentRecord(models.Model):
     """One statement of consent given or withdrawn; only ever appended.
