@@ -265,10 +265,9 @@ def sync_checkout_session(session):
             changes += _cancel(payment, reason=_("The checkout session expired."))
         elif status == "complete" and paid in ("paid", "no_payment_required"):
             if value(session, "mode") == "subscription":
-                changes += _link_subscription(
-                    _recurring_from(metadata(session), payment),
-                    object_id(value(session, "subscription")),
-                )
+                recurring = _recurring_from(metadata(session), payment)
+                _lock_first(recurring)
+                changes += _link_subscription(recurring, object_id(value(session, "subscription")))
                 # The first invoice's id, as ``sync_invoice`` records it, whichever comes first.
                 invoice = value(session, "invoice")
                 changes += _succeed(
@@ -444,6 +443,18 @@ def _recurring_for_subscription(subscription_id, meta):
     return _recurring_from(meta)
 
 
+def _lock_first(recurring):
+    """Lock the standing order before its payments.
+
+    Completing an instalment locks payment, contribution, membership, then
+    the standing order (``_advance_recurring``); a renewal locks the standing
+    order first to make its one contribution. Taking the standing order first
+    on every subscription path keeps one order and no deadlock.
+    """
+    if recurring is not None:
+        RecurringContribution.objects.select_for_update().get(pk=recurring.pk)
+
+
 def _link_subscription(recurring, subscription_id):
     if recurring is None or not subscription_id or recurring.processor_id == subscription_id:
         return []
@@ -498,10 +509,11 @@ def _renewal_lines(recurring, amount):
 def _renewal_payment(recurring, invoice, amount, currency):
     """The one Payment (and contribution) of a renewal invoice, made on first sight.
 
-    The standing order is locked and the Payment's (provider, provider_id) is
-    unique, so concurrent deliveries of the same invoice make one.
+    The standing order is locked (by the caller; again here) and a Payment's
+    (provider, provider_id) is unique, so concurrent deliveries of the same
+    invoice make one.
     """
-    RecurringContribution.objects.select_for_update().get(pk=recurring.pk)
+    _lock_first(recurring)
     payment = _payment(provider_id=invoice["id"])
     if payment is not None:
         return payment, []
@@ -564,6 +576,7 @@ def sync_invoice(invoice):
     amount, currency = _money(invoice, "amount_paid" if status == "paid" else "amount_due")
     changes = []
     with transaction.atomic():
+        _lock_first(recurring)
         changes += _link_subscription(recurring, subscription_id)
         first = value(invoice, "billing_reason") == "subscription_create"
         payment = _first_payment(recurring, invoice, meta) if first else None
