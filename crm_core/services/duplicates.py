@@ -26,7 +26,9 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils.translation import gettext as _
 from rapidfuzz.distance import OSA, JaroWinkler
 from rapidfuzz.fuzz import ratio
 
@@ -42,12 +44,13 @@ from ..models import (
     PossibleDuplicate,
 )
 from ..names import name_key
+from .activities import record_system_event
 
 FOUND_BY = "duplicate finder"
 # Neighbours compared on each side in a sorted-neighbourhood pass.
 WINDOW = 6
 # A block up to this size is compared all against all.
-MAX_BLOCK = 30
+MAX_BLOCK = 12
 # Words that do not tell organisations apart.
 ORGANIZATION_NOISE = frozenset(
     {"the", "ltd", "limited", "inc", "llc", "plc", "co", "company", "gmbh", "ev", "sa", "and"}
@@ -457,3 +460,26 @@ def _save_pairs(found, result):
             )
     result.created = len(new)
     result.updated = len(changed)
+
+
+@transaction.atomic
+def mark_not_duplicate(pair, *, actor=None):
+    """Close a queued pair as "not a duplicate": later runs of the finder leave it so.
+
+    Idempotent. A pair already merged stays merged (and ``ValidationError``
+    says so).
+    """
+    pair = PossibleDuplicate.objects.select_for_update().get(pk=pair.pk)
+    if pair.status == DuplicateStatus.MERGED:
+        raise ValidationError(_("These contacts were merged already."))
+    if pair.status != DuplicateStatus.NOT_DUPLICATE:
+        pair.status = DuplicateStatus.NOT_DUPLICATE
+        pair.save(update_fields=["status"])
+        for contact, other in ((pair.contact_a, pair.contact_b), (pair.contact_b, pair.contact_a)):
+            record_system_event(
+                contact,
+                _("Not a duplicate of %(name)s (contact %(id)s)") % {"name": other, "id": other.pk},
+                actor=actor,
+                source=FOUND_BY,
+            )
+    return pair
