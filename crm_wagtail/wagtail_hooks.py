@@ -9,11 +9,12 @@ from wagtail.snippets.views.snippets import SnippetViewSetGroup
 
 from crm_core.models import Activity, ConsentRecord, Contact, GroupMembership, Relationship
 
-from .backoffice import contributions, events, memberships
+from .backoffice import contributions, events, memberships, payments
 from .backoffice.activities import ActivityViewSet
 from .backoffice.consent import ConsentRecordViewSet
 from .backoffice.contacts import ContactViewSet
 from .backoffice.customfields import CustomFieldViewSet
+from .backoffice.duplicates import register as register_data_quality
 from .backoffice.groups import GroupMembershipViewSet, GroupViewSet, TagViewSet
 from .backoffice.permissions import ReadOnlyPermissionPolicy
 from .backoffice.relationships import RelationshipTypeViewSet, RelationshipViewSet
@@ -43,9 +44,11 @@ class CRMViewSetGroup(SnippetViewSetGroup):
 register_permission_policy(ConsentRecord, ReadOnlyPermissionPolicy(ConsentRecord))
 register_permission_policy(GroupMembership, ReadOnlyPermissionPolicy(GroupMembership))
 register_snippet(CRMViewSetGroup)
+register_data_quality()
 memberships.register()
 events.register()
 contributions.register()
+payments.register()
 
 
 @hooks.register("before_bulk_action")

@@ -48,8 +48,8 @@ class FakeCardProvider(PaymentProvider):
         return ProviderRefundResult(status=self.refund_answer, provider_id=f"re_{refund.pk}")
 
 
-@pytest.fixture
-def fake_card(settings):
+def use_fake_card(settings):
+    """Offer FakeCardProvider next to pay later; returns the provider class."""
     settings.CRM = {
         **settings.CRM,
         "PAYMENT_PROVIDERS": [
@@ -60,6 +60,11 @@ def fake_card(settings):
     FakeCardProvider.refund_answer = "succeeded"
     FakeCardProvider.refunded = []
     return FakeCardProvider
+
+
+@pytest.fixture
+def fake_card(settings):
+    return use_fake_card(settings)
 
 
 @pytest.fixture

@@ -1,10 +1,13 @@
 """Contributions in the back office: a "Contributions" menu.
 
 Contributions are created (a simple donation, optionally already paid) and
-changed only through ``crm_core.services.contributions``: recording an
-offline payment, marking a payment failed, refunding, cancelling and noting
-that the receipt went out are small forms of their own, each checking its
-own permission and offered only while the contribution's status allows it.
+changed only through ``crm_core.services.contributions``, or for money
+through ``crm_payments.services.payments`` (recording an offline payment
+settles the open pay-later payment too; a refund goes back through the
+provider that took the money): recording an offline payment, marking a
+payment failed, refunding, cancelling and noting that the receipt went out
+are small forms of their own, each checking its own permission and offered
+only while the contribution's status allows it.
 There is no edit or delete: money records are corrected by refunding or
 cancelling, which keeps the history. Recurring contributions are set up
 with ``create_recurring`` and stopped with ``cancel_recurring``.
@@ -45,6 +48,8 @@ from crm_core.models import (
 from crm_core.money import format_money
 from crm_core.selectors.contributions import contributions_with_details, recurring_contributions
 from crm_core.services import contributions as service
+from crm_payments.models import RefundStatus
+from crm_payments.services import payments as payment_service
 
 from .choosers import CRMSnippetViewSet, SafeSnippetChooser
 from .columns import CalendarDateColumn
@@ -163,7 +168,7 @@ class ContributionCreateView(ServiceCreateView):
                         raise ValidationError(
                             {"already_paid": [gettext("You may not record payments.")]}
                         )
-                    contribution = service.record_offline_payment(
+                    contribution = payment_service.record_offline_payment(
                         contribution,
                         payment_method=data["payment_method"] or "",
                         received_at=data["received_at"],
@@ -313,24 +318,36 @@ class RecordPaymentView(ContributionActionView):
     success_message = _("Payment recorded.")
 
     def call_service(self, data):
-        service.record_offline_payment(self.object, actor=self.request.user, source=SOURCE, **data)
+        # crm_payments' service also settles the contribution's open pay-later payment.
+        payment_service.record_offline_payment(
+            self.object, actor=self.request.user, source=SOURCE, **data
+        )
 
 
 class RefundView(ContributionActionView):
     form_class = RefundForm
     permission = "crm_core.refund_contribution"
     page_title = _("Refund")
-    submit_button_label = _("Record refund")
+    submit_button_label = _("Refund")
     success_message = _("Refund recorded.")
 
     def call_service(self, data):
-        service.refund(
+        # The one refund service: the money goes back through the provider
+        # that took it (a card payment to the card); a payment made offline
+        # is recorded as refunded by hand. A provider's refusal (ProviderError)
+        # is shown above the form and changes nothing.
+        refund = payment_service.refund_contribution(
             self.object,
             amount=data["amount"] or None,
             reason=data["reason"],
             actor=self.request.user,
             source=SOURCE,
         )
+        if refund.status == RefundStatus.PENDING:
+            self.success_message = gettext(
+                "Refund requested from the payment provider; the contribution changes "
+                "when the provider confirms it."
+            )
 
 
 class CancelView(ContributionActionView):
