@@ -330,3 +330,27 @@ def test_external_id_can_be_taken_from_the_removed_contact(keep, remove, user):
     merge_contacts(keep, remove, field_choices={"external_id": "remove"}, actor=user)
     keep.refresh_from_db()
     assert keep.external_id == "old-system-7"
+
+
+def test_an_email_on_hold_on_either_contact_stays_on_hold(keep, remove, user):
+    remove.emails.filter(email_normalized="ann@example.org").update(on_hold=True)
+    merge_contacts(keep, remove, actor=user)
+    assert keep.emails.get(email_normalized="ann@example.org").on_hold
+
+
+def test_employees_of_a_merged_organisation_move(user):
+    kept_org = OrganizationFactory(organization_name="Riverside Trust")
+    old_org = OrganizationFactory(organization_name="Riverside Trust Ltd")
+    employee = ContactFactory(employer=old_org)
+    merge_contacts(kept_org, old_org, actor=user)
+    employee.refresh_from_db()
+    assert employee.employer == kept_org
+
+
+def test_other_open_pairs_of_the_merged_contact_concern_the_kept_one(keep, remove, user):
+    third = ContactFactory()
+    flag_possible_duplicate(remove, third, 85, ["name_postcode"])
+    merge_contacts(keep, remove, actor=user)
+    pair = PossibleDuplicate.objects.get()
+    assert {pair.contact_a_id, pair.contact_b_id} == {keep.pk, third.pk}
+    assert pair.status == DuplicateStatus.OPEN
