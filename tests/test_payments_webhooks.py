@@ -458,7 +458,7 @@ def test_a_paid_subscription_checkout_starts_the_standing_order_and_the_membersh
         "in_progress",
     )
     contribution = fresh(sub_payment.contribution)
-    assert (contribution.status, contribution.transaction_id) == ("completed", "in_first")
+    assert (contribution.status, contribution.transaction_id) == ("completed", "pi_in_first")
     assert Contribution.objects.filter(recurring=recurring).count() == 1
     membership = Membership.objects.get(pk=recurring.membership_id)
     assert membership.status != "pending"
@@ -483,7 +483,7 @@ def test_a_renewal_invoice_makes_one_contribution_and_renews_the_membership_by_o
     assert (renewal.status, renewal.total_amount, renewal.transaction_id) == (
         "completed",
         Decimal("30.00"),
-        "in_second",
+        "pi_in_second",
     )
     assert Payment.objects.get(provider_id="in_second").payment_intent_id == "pi_in_second"
     membership.refresh_from_db()

@@ -36,7 +36,7 @@ from crm_core.services import memberships
 
 from ..models import Payment, PaymentStatus, RefundStatus
 from ..services import payments
-from .stripe import client
+from .stripe import client, object_id, value
 
 PROVIDER = "stripe"
 SOURCE = "payments:stripe"
@@ -56,25 +56,6 @@ class NotOurs(Exception):
 
 
 # -- reading Stripe objects -----------------------------------------------------------------
-
-
-def value(obj, *path):
-    """``obj[path[0]][path[1]]...``, or None where a key is missing or not expanded."""
-    for key in path:
-        if obj is None or isinstance(obj, (str, int, float, bool)):
-            return None
-        try:
-            obj = obj[key]
-        except (KeyError, TypeError, IndexError):
-            return None
-    return obj
-
-
-def object_id(obj):
-    """The id of an expandable field: its text, or the expanded object's ``id``."""
-    if obj is None or isinstance(obj, str):
-        return obj or ""
-    return value(obj, "id") or ""
 
 
 def metadata(obj):
@@ -268,12 +249,11 @@ def sync_checkout_session(session):
                 recurring = _recurring_from(metadata(session), payment)
                 _lock_first(recurring)
                 changes += _link_subscription(recurring, object_id(value(session, "subscription")))
-                # The first invoice's id, as ``sync_invoice`` records it, whichever comes first.
-                invoice = value(session, "invoice")
+                intent_id = _invoice_intent_id(value(session, "invoice"))
                 changes += _succeed(
                     payment,
-                    transaction_id=object_id(invoice),
-                    payment_intent_id=_invoice_intent_id(invoice),
+                    transaction_id=intent_id or payment.provider_id,
+                    payment_intent_id=intent_id,
                 )
             else:
                 intent = value(session, "payment_intent")
@@ -381,7 +361,7 @@ def sync_refund(refund):
     """One refund (``charge.refund.updated``, or the reconcile listing)."""
     intent = value(refund, "payment_intent")
     payment = _payment_for_money(
-        metadata_sources=[intent],
+        metadata_sources=[refund, intent],
         intent_id=object_id(intent),
         charge_id=object_id(value(refund, "charge")),
     )
@@ -586,10 +566,12 @@ def sync_invoice(invoice):
             payment, created = _renewal_payment(recurring, invoice, amount, currency)
             changes += created
         if status == "paid":
+            intent_id = _invoice_intent_id(invoice)
+            # As StripeProvider.fetch_status says it (the return page may come first).
             changes += _succeed(
                 payment,
-                transaction_id=invoice["id"],
-                payment_intent_id=_invoice_intent_id(invoice),
+                transaction_id=intent_id or payment.provider_id,
+                payment_intent_id=intent_id,
                 received_at=_timestamp(value(invoice, "status_transitions", "paid_at")),
             )
         else:

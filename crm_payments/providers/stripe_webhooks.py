@@ -40,6 +40,7 @@ from crm_core.exceptions import CRMError
 from ..conf import payments_setting
 from ..models import WebhookEvent, WebhookStatus
 from . import stripe_sync
+from .stripe import value
 
 logger = logging.getLogger("crm_payments.webhooks")
 
@@ -157,13 +158,13 @@ def _read_event(request):
         raise BadEvent(f"signature: {error.user_message or error}") from None
     except (ValueError, TypeError, AttributeError, KeyError):
         raise BadEvent("body is not a Stripe event (JSON)") from None
-    event_id = stripe_sync.value(event, "id")
-    event_type = stripe_sync.value(event, "type")
-    object_id = stripe_sync.value(event, "data", "object", "id")
+    event_id = value(event, "id")
+    event_type = value(event, "type")
+    object_id = value(event, "data", "object", "id")
     for name, text in (("id", event_id), ("type", event_type), ("object id", object_id)):
         if not isinstance(text, str) or not text or len(text) > 255:
             raise BadEvent(f"event {name} missing or not text")
-    return event_id, event_type[:100], object_id, bool(stripe_sync.value(event, "livemode"))
+    return event_id, event_type[:100], object_id, bool(value(event, "livemode"))
 
 
 def _store(event_id, event_type, object_id, livemode):
