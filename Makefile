@@ -24,6 +24,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: venv
 	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py migrate --noinput
 	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py crm_demo_data
+	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py crm_demo_payments
 	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py demo_site --base-url http://127.0.0.1:$(PORT)
 	@echo "Serving on http://127.0.0.1:$(PORT)/ with the task worker (Ctrl-C stops both)"
 	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
