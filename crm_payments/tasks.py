@@ -22,6 +22,18 @@ def reconcile_stripe_task(since="3d", dry_run=False):
 
 
 @task()
+def process_stripe_event_task(webhook_event_id):
+    """Process a stored Stripe webhook event (enqueued by the webhook endpoint).
+
+    Returns the event's new status. Safe to run twice: the event's status
+    and the idempotent payment services make a second run change nothing.
+    """
+    from .providers.stripe_webhooks import process_event
+
+    return process_event(webhook_event_id)
+
+
+@task()
 def purge_velocity_events_task():
     """Delete card-testing counts older than the window; returns how many went."""
     return purge_old_events()

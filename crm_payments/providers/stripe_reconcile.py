@@ -174,6 +174,14 @@ def reconcile(since, *, dry_run=False):
     """
     if not payments_setting("STRIPE_SECRET_KEY"):
         raise ProviderNotAvailable(_("Stripe is not configured (STRIPE_SECRET_KEY is empty)."))
+    if not dry_run:
+        # Events that failed or were left half done first: they may concern
+        # objects this listing does not cover (disputes, subscriptions).
+        from .stripe_webhooks import retry_unfinished_events
+
+        retried = retry_unfinished_events(since)
+        if retried:
+            logger.info("Retried %d unfinished webhook event(s)", retried)
     fetched = _fetch(since)
     if not dry_run:
         changes = _apply(fetched)

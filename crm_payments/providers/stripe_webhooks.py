@@ -10,17 +10,22 @@ timestamp. Then:
    arriving at the same moment on another server, finds the row and is
    answered 200 without being processed again, unless the first attempt
    failed (or died part way, ``STALE_AFTER`` ago);
-2. the handler for the event's type (``HANDLERS``, a dict in the manner of
-   Saleor's Stripe plugin) re-fetches the object from Stripe and passes it to
-   ``stripe_sync``, whose functions apply Stripe's current state through the
-   idempotent payment services. Events may come in any order: each one
-   applies the state of the object as it is now.
+2. the event is handed to ``process_stripe_event_task`` (the task worker)
+   and the request is answered at once: Stripe asks for a quick 2xx, and the
+   work needs a round trip to Stripe and a transaction;
+3. the task runs the handler for the event's type (``HANDLERS``, a dict in
+   the manner of Saleor's Stripe plugin), which re-fetches the object from
+   Stripe and passes it to ``stripe_sync``, whose functions apply Stripe's
+   current state through the idempotent payment services. Events may come
+   in any order: each one applies the state of the object as it is now.
 
 Answers: 400 for anything that is not a well-signed, recent, well-formed
-event (nothing stored, one log line); 200 for events handled, ignored
-(unknown types, objects that are not ours) or already seen; 503 when Stripe
-cannot be reached to re-fetch (the event is stored as failed and Stripe's
-next delivery processes it). Never a 500 for bad input.
+event (nothing stored, one log line); 200 for events accepted, ignored
+(unknown types) or already seen. Never a 500 for bad input. An event whose
+processing fails (Stripe unreachable, our books refuse it) is stored as
+failed with the error; the next delivery of it, or ``crm_stripe_reconcile``
+(which retries unfinished events before comparing objects), processes it
+again.
 """
 
 import datetime
@@ -29,7 +34,7 @@ import logging
 import stripe
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import JsonResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
@@ -188,7 +193,7 @@ def _finish(record, status, error=""):
     WebhookEvent.objects.filter(pk=record.pk).update(
         status=status, error=str(error)[:2000], processed_at=timezone.now()
     )
-    return JsonResponse({"status": status})
+    return JsonResponse({"status": str(status)})
 
 
 def _needs_processing(record):
@@ -216,34 +221,73 @@ def webhook_view(request):
     record, first = _store(event_id, event_type, object_id, livemode)
     if not first and not _needs_processing(record):
         return JsonResponse({"status": "duplicate"})
+    if event_type not in HANDLERS:
+        return _finish(record, WebhookStatus.IGNORED, "Not an event type we handle.")
+    # Stripe wants a quick 2xx; the work (a round trip to Stripe and a
+    # transaction) runs in the task worker. The immediate backend (tests)
+    # runs it here and now.
+    from ..tasks import process_stripe_event_task
 
+    process_stripe_event_task.enqueue(record.pk)
+    return JsonResponse({"status": "accepted"})
+
+
+def process_event(record_id):
+    """Re-fetch the object of a stored event and sync it; returns the event's new status.
+
+    Run by ``process_stripe_event_task``. An event already processed or
+    ignored is left alone. Failures are recorded on the event (status
+    failed, with the error) for staff to see; a later delivery of the same
+    event, or ``crm_stripe_reconcile``, processes it again.
+    """
+    record = WebhookEvent.objects.filter(pk=record_id).first()
+    if record is None or record.status in (WebhookStatus.PROCESSED, WebhookStatus.IGNORED):
+        return record.status if record else None
+    event_id, event_type = record.event_id, record.event_type
     handler = HANDLERS.get(event_type)
     if handler is None:
-        return _finish(record, WebhookStatus.IGNORED, "Not an event type we handle.")
+        _finish(record, WebhookStatus.IGNORED, "Not an event type we handle.")
+        return WebhookStatus.IGNORED
     try:
-        changes = handler(object_id)
+        changes = handler(record.object_id)
     except stripe_sync.NotOurs as note:
-        return _finish(record, WebhookStatus.IGNORED, note)
+        _finish(record, WebhookStatus.IGNORED, note)
+        return WebhookStatus.IGNORED
     except stripe.InvalidRequestError as error:
         # Stripe says the object does not exist on this account (a test event
         # from elsewhere, a deleted object): there is nothing to apply.
-        logger.warning("Stripe event %s: %s not found at Stripe", event_id, object_id)
-        return _finish(record, WebhookStatus.IGNORED, error.user_message or str(error))
+        logger.warning("Stripe event %s: %s not found at Stripe", event_id, record.object_id)
+        _finish(record, WebhookStatus.IGNORED, error.user_message or str(error))
+        return WebhookStatus.IGNORED
     except RETRYABLE as error:
         logger.warning("Stripe event %s: Stripe unreachable, will retry: %s", event_id, error)
         _finish(record, WebhookStatus.FAILED, f"Stripe unreachable: {error}")
-        return JsonResponse({"status": "retry later"}, status=503)
+        return WebhookStatus.FAILED
     except (CRMError, ValidationError) as error:
         # Our books refuse what Stripe reports (say, a membership that can no
         # longer be renewed): staff must look; the reconcile command retries.
         message = getattr(error, "message", None) or "; ".join(getattr(error, "messages", []))
         logger.error("Stripe event %s (%s) could not be applied: %s", event_id, event_type, message)
-        return _finish(record, WebhookStatus.FAILED, message or str(error))
-    except Exception as error:  # noqa: BLE001 - recorded, then Stripe retries
+        _finish(record, WebhookStatus.FAILED, message or str(error))
+        return WebhookStatus.FAILED
+    except Exception as error:  # noqa: BLE001 - recorded, then retried
         logger.exception("Stripe event %s (%s) failed", event_id, event_type)
         _finish(record, WebhookStatus.FAILED, repr(error))
-        return JsonResponse({"status": "error"}, status=500)
+        return WebhookStatus.FAILED
     _finish(record, WebhookStatus.PROCESSED)
     for change in changes:
         logger.info("Stripe event %s: %s", event_id, change)
-    return JsonResponse({"status": WebhookStatus.PROCESSED.value, "changes": len(changes)})
+    return WebhookStatus.PROCESSED
+
+
+def retry_unfinished_events(since):
+    """Process again the events received since ``since`` that failed or were left
+    half done (``STALE_AFTER``); returns how many were retried."""
+    stale = timezone.now() - STALE_AFTER
+    pending = WebhookEvent.objects.filter(provider=PROVIDER, received_at__gte=since).filter(
+        Q(status=WebhookStatus.FAILED) | Q(status=WebhookStatus.RECEIVED, received_at__lt=stale)
+    )
+    ids = list(pending.order_by("received_at", "id").values_list("pk", flat=True))
+    for record_id in ids:
+        process_event(record_id)
+    return len(ids)
