@@ -19,10 +19,11 @@ a subscription's periods are on its items):
 What a customer or a bank would do is driven through ``/_fake/`` endpoints,
 or the same methods of ``FakeStripe`` in Python: pay, decline or let a
 Checkout Session expire, settle a delayed (bank debit) payment, renew a
-subscription or fail its invoice, open a dispute, cancel a subscription,
-move a refund to succeeded or failed. Every change records an Event (kept in
-order; ``GET /v1/events``, ``GET /_fake/events``) and, with a webhook URL and
-secret, POSTs it there signed as Stripe signs it.
+subscription or fail its invoice, open a dispute and close it as won or
+lost, cancel a subscription, move a refund to succeeded or failed. Every
+change records an Event (kept in order; ``GET /v1/events``,
+``GET /_fake/events``) and, with a webhook URL and secret, POSTs it there
+signed as Stripe signs it.
 
 Standard library only, but for stripe's own signature code. Run it by hand::
 
@@ -55,6 +56,8 @@ ZERO_DECIMAL = frozenset(
     "bif clp djf gnf jpy kmf krw mga pyg rwf ugx vnd vuv xaf xof xpf".split()  # noqa: SIM905
 )
 THREE_DECIMAL = frozenset("bhd jod kwd omr tnd".split())  # noqa: SIM905
+DISPUTE_CLOSED = frozenset({"won", "lost", "warning_closed"})
+DISPUTE_STATUSES = DISPUTE_CLOSED | {"under_review", "warning_under_review"}
 # Stripe's longest billing interval: three years.
 MAX_INTERVAL_COUNT = {"day": 1095, "week": 156, "month": 36, "year": 3}
 HTTP_REASONS = {
@@ -1030,6 +1033,22 @@ class FakeStripe:
         self._emit("charge.dispute.created", dispute)
         return dispute
 
+    def set_dispute_status(self, dispute_id, status):
+        """The dispute moves on: under review, or closed as won or lost (the money is gone)."""
+        dispute = self._get(dispute_id, "dispute")
+        if status not in DISPUTE_STATUSES:
+            raise _bad(f"Status must be one of {', '.join(sorted(DISPUTE_STATUSES))}.", "status")
+        if dispute["status"] in DISPUTE_CLOSED:
+            raise _bad(f"This dispute is already {dispute['status']}.")
+        previous, dispute["status"] = dispute["status"], status
+        closed = status in DISPUTE_CLOSED
+        self._emit(
+            "charge.dispute.closed" if closed else "charge.dispute.updated",
+            dispute,
+            {"status": previous},
+        )
+        return dispute
+
     # -- Python control API (what tests call) ------------------------------------------
 
     def pay(self, session_id, *, delayed=False):
@@ -1063,6 +1082,9 @@ class FakeStripe:
 
     def refund_status(self, refund_id, status):
         return self._act(self.set_refund_status, refund_id, status)
+
+    def dispute_status(self, dispute_id, status):
+        return self._act(self.set_dispute_status, dispute_id, status)
 
     def refund(self, payment_intent_id, amount=None, *, status="succeeded"):
         """A refund made at Stripe (the dashboard), not through our code."""
@@ -1171,6 +1193,11 @@ class FakeStripe:
                 "POST",
                 rf"/_fake/charges/{sid}/dispute",
                 lambda p, m: self.open_dispute(m["id"], reason=p.get("reason", "fraudulent")),
+            ),
+            (
+                "POST",
+                rf"/_fake/disputes/{sid}/status",
+                lambda p, m: self.set_dispute_status(m["id"], p.get("status", "")),
             ),
             (
                 "POST",

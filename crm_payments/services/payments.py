@@ -36,6 +36,8 @@ PAYABLE = (S.PENDING, S.FAILED)
 OPEN_PAYMENT = (PaymentStatus.CREATED, PaymentStatus.PENDING)
 # Dispute states in which the money is still in question.
 OPEN_DISPUTES = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
+# The bank gave the money back to the payer: it is gone, as if refunded.
+DISPUTE_LOST = "lost"
 
 
 def _source(provider, source):
@@ -293,6 +295,14 @@ def _settling_payment(contribution):
     )
 
 
+def _left_to_refund(contribution):
+    """The total less what is refunded and what is being refunded."""
+    in_flight = Refund.objects.filter(
+        contribution=contribution, status=RefundStatus.PENDING
+    ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
+    return contribution.total_amount - contribution.refunded_amount - in_flight
+
+
 def refund_contribution(contribution, *, amount=None, reason="", actor=None, source=""):
     """Give back all (``amount`` None) or part of a paid contribution: the one refund service.
 
@@ -321,10 +331,7 @@ def refund_contribution(contribution, *, amount=None, reason="", actor=None, sou
                 _("Only a paid contribution can be refunded; this one is %(status)s.")
                 % {"status": locked.get_status_display().lower()}
             )
-        in_flight = Refund.objects.filter(
-            contribution=locked, status=RefundStatus.PENDING
-        ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
-        remaining = locked.total_amount - locked.refunded_amount - in_flight
+        remaining = _left_to_refund(locked)
         if amount is None:
             amount = remaining
         else:
@@ -459,7 +466,10 @@ def record_dispute(payment, *, provider_id, amount, status, reason="", source=""
     """Create or update a chargeback and flag the contribution while it is open.
 
     Idempotent: the dispute is keyed by the provider's id; the contribution's
-    ``is_disputed`` follows whether any of its disputes is still open.
+    ``is_disputed`` follows whether any of its disputes is still open. A lost
+    dispute is money gone: it is recorded once as a succeeded Refund whose
+    provider id is the dispute's (the unique constraint keeps it one), of the
+    disputed amount or what is left to refund if that is less.
     """
     source = _source(payment.provider, source)
     with transaction.atomic():
@@ -480,4 +490,28 @@ def record_dispute(payment, *, provider_id, amount, status, reason="", source=""
         core.set_disputed(
             payment.contribution, disputed=open_disputes, reason=dispute.reason, source=source
         )
+        if dispute.status == DISPUTE_LOST:
+            _record_lost_dispute(payment, dispute, source=source)
     return dispute
+
+
+def _record_lost_dispute(payment, dispute, *, source):
+    """The bank took the money back: a refund of the disputed amount, recorded once."""
+    recorded = Refund.objects.filter(
+        provider=payment.provider, provider_id=dispute.provider_id
+    ).first()
+    if recorded is not None:
+        amount = recorded.amount
+    else:
+        contribution = Contribution.objects.get(pk=payment.contribution_id)
+        amount = min(dispute.amount, _left_to_refund(contribution))
+    if amount <= 0:
+        return
+    record_provider_refund(
+        payment,
+        provider_id=dispute.provider_id,
+        amount=amount,
+        status=RefundStatus.SUCCEEDED,
+        reason=_("Chargeback lost (%(reason)s)") % {"reason": dispute.reason or _("dispute")},
+        source=source,
+    )
