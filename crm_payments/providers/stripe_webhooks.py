@@ -33,7 +33,7 @@ import logging
 
 import stripe
 from django.core.exceptions import RequestDataTooBig, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.http import JsonResponse
 from django.utils import timezone
@@ -172,21 +172,39 @@ def _read_event(request):
     return event_id, event_type[:100], object_id, bool(value(event, "livemode"))
 
 
-def _store(event_id, event_type, object_id, livemode):
-    """(row, first delivery?). The insert commits on its own: the unique constraint decides."""
-    try:
-        with transaction.atomic():
-            return WebhookEvent.objects.create(
-                provider=PROVIDER,
-                event_id=event_id,
-                event_type=event_type,
-                object_id=object_id,
-                livemode=livemode,
-            ), True
-    except IntegrityError:
-        seen = WebhookEvent.objects.filter(provider=PROVIDER, event_id=event_id)
-        seen.update(attempts=F("attempts") + 1)
-        return seen.get(), False
+def _insert_once(event_id, event_type, object_id, livemode):
+    """Store a first delivery: its row id, or None when the event id is already stored.
+
+    One statement (INSERT ... ON CONFLICT DO NOTHING, which PostgreSQL and
+    SQLite both have): no savepoint, so storing the event and queueing its
+    task commit together, once. The unique constraint decides between
+    concurrent deliveries.
+    """
+    table = WebhookEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (provider, event_id, event_type, object_id, livemode,"  # noqa: S608 - our own table name
+            " status, attempts, error, received_at) VALUES (%s, %s, %s, %s, %s, %s, 1, '', %s)"
+            " ON CONFLICT (provider, event_id) DO NOTHING RETURNING id",
+            [
+                PROVIDER,
+                event_id,
+                event_type,
+                object_id,
+                livemode,
+                WebhookStatus.RECEIVED.value,
+                timezone.now(),
+            ],
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def _seen_again(event_id):
+    """The stored event of a repeated delivery, its delivery count raised by one."""
+    seen = WebhookEvent.objects.filter(provider=PROVIDER, event_id=event_id)
+    seen.update(attempts=F("attempts") + 1)
+    return seen.get()
 
 
 def _finish(record, status, error=""):
@@ -218,17 +236,32 @@ def webhook_view(request):
     except BadEvent as error:
         return _refuse(request, str(error))
 
-    record, first = _store(event_id, event_type, object_id, livemode)
-    if not first and not _needs_processing(record):
-        return JsonResponse({"status": "duplicate"})
-    if event_type not in HANDLERS:
-        return _finish(record, WebhookStatus.IGNORED, "Not an event type we handle.")
     # Stripe wants a quick 2xx; the work (a round trip to Stripe and a
-    # transaction) runs in the task worker. The immediate backend (tests)
-    # runs it here and now.
+    # transaction) runs in the task worker. With the database task backend the
+    # event and its task commit together; the immediate backend (tests) runs
+    # the task here and now.
     from ..tasks import process_stripe_event_task
 
-    process_stripe_event_task.enqueue(record.pk)
+    known = event_type in HANDLERS
+    with transaction.atomic():
+        record_id = _insert_once(event_id, event_type, object_id, livemode)
+        if record_id is not None and known:
+            process_stripe_event_task.enqueue(record_id)
+    if record_id is None:
+        record = _seen_again(event_id)
+        if not _needs_processing(record):
+            return JsonResponse({"status": "duplicate"})
+        if known:
+            process_stripe_event_task.enqueue(record.pk)
+            return JsonResponse({"status": "accepted"})
+        record_id = record.pk
+    if not known:
+        WebhookEvent.objects.filter(pk=record_id).update(
+            status=WebhookStatus.IGNORED,
+            error="Not an event type we handle.",
+            processed_at=timezone.now(),
+        )
+        return JsonResponse({"status": WebhookStatus.IGNORED.value})
     return JsonResponse({"status": "accepted"})
 
 
