@@ -122,7 +122,7 @@ def snapshot():
             contribution.transaction_id,
             contribution.recurring_id,
             sorted(
-                (line.kind, line.line_total, line.applied_at, line.term_start, line.term_end)
+                (line.kind, line.line_total, bool(line.applied_at), line.term_start, line.term_end)
                 for line in contribution.line_items.all()
             ),
         )
@@ -449,7 +449,6 @@ def delivered(client, events):
     return state
 
 
-@pytest.mark.xfail(strict=True, reason="renewal terms follow delivery order; fixed next")
 def test_events_delivered_in_any_order_and_twice_give_the_in_order_state(client, fake_stripe):
     one_off, membership, recurring = both_cycles(fake_stripe)
     events = list(fake_stripe.events)
@@ -465,6 +464,7 @@ def test_events_delivered_in_any_order_and_twice_give_the_in_order_state(client,
     for seed in (1, 7, 2026):
         shuffled = events[:]
         random.Random(seed).shuffle(shuffled)
+        assert delivered(client, shuffled) == expected, seed
         assert delivered(client, shuffled + shuffled) == expected, seed
     assert delivered(client, events[::-1] * 2) == expected
 
@@ -678,3 +678,60 @@ def test_the_fake_posting_its_own_webhooks_to_a_live_server_completes_and_refund
     assert (contribution.status, contribution.refunded_amount) == ("refunded", Decimal("25.00"))
     assert Refund.objects.get().status == "succeeded"
     assert completions(contribution.contact) == 1
+
+
+# -- regressions found end to end ---------------------------------------------------------------
+
+
+def test_a_renewal_refunded_before_its_invoice_event_arrives_is_recorded_once_delivered(
+    client, fake_stripe
+):
+    recurring, first = monthly_gift(ContactFactory())
+    payment, _ = start(first, recurring=recurring)
+    fake_stripe.pay(payment.provider_id)
+    [subscription] = fake_stripe.objects_of("subscription")
+    renewal_invoice = fake_stripe.renew(subscription["id"])
+    renewal_intent = next(
+        p["payment"]["payment_intent"]
+        for p in fake_stripe.objects_of("invoice_payment")
+        if p["invoice"] == renewal_invoice["id"]
+    )
+    fake_stripe.refund(renewal_intent)
+    events = fake_stripe.events
+    invoice_events = [e for e in events if e["type"].startswith("invoice.")]
+
+    # The refund's events first, the renewal's invoice after: each delivered once.
+    deliver(client, [e for e in events if e not in invoice_events] + invoice_events)
+
+    renewal = Payment.objects.get(provider_id=renewal_invoice["id"]).contribution
+    assert (renewal.status, renewal.refunded_amount) == ("refunded", Decimal("12.00"))
+    assert Refund.objects.get().contribution_id == renewal.pk
+
+
+def test_renewals_delivered_newest_first_take_their_terms_in_invoice_order(client, fake_stripe):
+    membership, recurring, first = membership_standing_order(ContactFactory())
+    payment, _ = start(first, recurring=recurring)
+    fake_stripe.pay(payment.provider_id)
+    [subscription] = fake_stripe.objects_of("subscription")
+    fake_stripe.renew(subscription["id"])
+    fake_stripe.renew(subscription["id"])
+
+    deliver(client, fake_stripe.events[::-1])
+
+    terms = [
+        (line.term_start, line.term_end)
+        for contribution in recurring.contributions.order_by("id")
+        for line in contribution.line_items.all()
+    ]
+    assert [payment.provider_id for payment in Payment.objects.order_by("id")][0] == (
+        payment.provider_id
+    )
+    invoices = [i["id"] for i in fake_stripe.objects_of("invoice")]
+    by_invoice = {
+        p.provider_id: p.contribution.line_items.get().term_start
+        for p in Payment.objects.filter(provider_id__in=invoices[1:])
+    }
+    first_term = first.line_items.get()
+    assert first_term.term_start == fresh(membership).start_date
+    assert sorted(by_invoice.values()) == [by_invoice[i] for i in invoices[1:]]
+    assert len(terms) == 3

@@ -9,7 +9,8 @@ a subscription's periods are on its items):
 - customers (create, retrieve), checkout sessions (create, retrieve, list,
   expire), payment intents (retrieve, list), charges (retrieve), refunds
   (create, retrieve, list), subscriptions (retrieve, list, cancel), invoices
-  (retrieve, list), disputes (retrieve), events (retrieve, list);
+  (retrieve, list), invoice payments (list), disputes (retrieve), events
+  (retrieve, list);
 - ``expand`` (dotted paths, ``data.`` in lists), ``created[gte]`` style
   filters, ``limit`` and ``starting_after``;
 - the ``Idempotency-Key`` header: the same key and request give the same
@@ -1139,6 +1140,7 @@ class FakeStripe:
             ("GET", r"/v1/subscriptions", self._list_subscriptions),
             ("GET", rf"/v1/subscriptions/{sid}", self._retrieve("subscription")),
             ("DELETE", rf"/v1/subscriptions/{sid}", lambda p, m: self.cancel_subscription(m["id"])),
+            ("GET", r"/v1/invoice_payments", self._list_invoice_payments),
             ("GET", r"/v1/invoices", self._list_invoices),
             ("GET", rf"/v1/invoices/{sid}", self._retrieve("invoice")),
             ("GET", rf"/v1/disputes/{sid}", self._retrieve("dispute")),
@@ -1243,6 +1245,27 @@ class FakeStripe:
                 row
                 for row in rows
                 if row["parent"]["subscription_details"]["subscription"] == params["subscription"]
+            ]
+        limit = _int(params, "limit", default=10, minimum=1)
+        return {**listing, "data": rows[:limit], "has_more": len(rows) > limit}
+
+    def _list_invoice_payments(self, params, match):
+        """By ``invoice``, ``status``, or ``payment[type]`` and ``payment[payment_intent]``."""
+        listing = self._list(
+            "invoice_payment",
+            {**params, "limit": 100},
+            "/v1/invoice_payments",
+            ("invoice", "status"),
+        )
+        rows = listing["data"]
+        wanted = params.get("payment")
+        if isinstance(wanted, dict):
+            if wanted.get("type") != "payment_intent":
+                raise _bad("Invalid payment[type].", param="payment[type]")
+            rows = [
+                row
+                for row in rows
+                if row["payment"].get("payment_intent") == wanted.get("payment_intent")
             ]
         limit = _int(params, "limit", default=10, minimum=1)
         return {**listing, "data": rows[:limit], "has_more": len(rows) > limit}

@@ -23,6 +23,7 @@ from ``expand=["payments"]``.
 import datetime
 import uuid
 
+import stripe
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -162,6 +163,38 @@ def _payment_for_money(*, metadata_sources, intent_id="", charge_id=""):
     if payment is None:
         raise NotOurs(_("No payment of ours for %(id)s.") % {"id": intent_id or charge_id})
     return payment
+
+
+def _payment_or_invoice_first(*, metadata_sources, intent_id="", charge_id=""):
+    """``_payment_for_money``, after syncing the invoice a PaymentIntent paid if need be.
+
+    A subscription's PaymentIntents carry none of our metadata: the payment
+    is ours only once ``sync_invoice`` made it. A refund or dispute of a
+    renewal may be reported before the renewal's ``invoice.paid``; rather
+    than ignore it (Stripe would not send it again), the invoice is synced
+    first, as its own event would have done.
+    """
+    try:
+        return _payment_for_money(
+            metadata_sources=metadata_sources, intent_id=intent_id, charge_id=charge_id
+        )
+    except NotOurs:
+        if not intent_id:
+            raise
+    try:
+        listing = client().v1.invoice_payments.list(
+            {"payment": {"type": "payment_intent", "payment_intent": intent_id}, "limit": 1}
+        )
+    except stripe.InvalidRequestError:
+        # Stripe will not list it for us (another account's object): not ours.
+        raise NotOurs(_("No payment of ours for %(id)s.") % {"id": intent_id}) from None
+    invoice_ids = [object_id(value(entry, "invoice")) for entry in value(listing, "data") or []]
+    if not any(invoice_ids):
+        raise NotOurs(_("No payment of ours for %(id)s.") % {"id": intent_id})
+    sync_invoice(fetch_invoice(next(filter(None, invoice_ids))))
+    return _payment_for_money(
+        metadata_sources=metadata_sources, intent_id=intent_id, charge_id=charge_id
+    )
 
 
 def _describe(payment, before):
@@ -337,7 +370,7 @@ def sync_charge(charge):
     (metadata ``crm_refund``) update the refund we started.
     """
     intent = value(charge, "payment_intent")
-    payment = _payment_for_money(
+    payment = _payment_or_invoice_first(
         metadata_sources=[charge, intent],
         intent_id=object_id(intent),
         charge_id=charge["id"],
@@ -360,7 +393,7 @@ def sync_charge(charge):
 def sync_refund(refund):
     """One refund (``charge.refund.updated``, or the reconcile listing)."""
     intent = value(refund, "payment_intent")
-    payment = _payment_for_money(
+    payment = _payment_or_invoice_first(
         metadata_sources=[refund, intent],
         intent_id=object_id(intent),
         charge_id=object_id(value(refund, "charge")),
@@ -373,7 +406,7 @@ def sync_refund(refund):
 
 def sync_dispute(dispute):
     """A chargeback: recorded, the contribution flagged while it is open."""
-    payment = _payment_for_money(
+    payment = _payment_or_invoice_first(
         metadata_sources=[value(dispute, "payment_intent")],
         intent_id=object_id(value(dispute, "payment_intent")),
         charge_id=object_id(value(dispute, "charge")),
@@ -541,7 +574,45 @@ def sync_invoice(invoice):
     exactly one new contribution of the standing order (a membership line
     for its membership, which renews it by one term, or a donation line),
     with a Payment whose provider id is the invoice's id.
+
+    A paid renewal first settles the subscription's earlier paid invoices,
+    so instalments take their terms in Stripe's order, not in the order the
+    events arrive (refunding the latest instalment then takes back the
+    latest term).
     """
+    if value(invoice, "status") != "paid" or value(invoice, "billing_reason") == (
+        "subscription_create"
+    ):
+        return _sync_one_invoice(invoice)
+    changes = []
+    for earlier in _earlier_paid_invoices(invoice):
+        changes += _sync_one_invoice(earlier)
+    return changes + _sync_one_invoice(invoice)
+
+
+def _earlier_paid_invoices(invoice):
+    """The paid invoices of ``invoice``'s subscription made before it, oldest first."""
+    details = value(invoice, "parent", "subscription_details") or {}
+    subscription_id = object_id(value(details, "subscription"))
+    if _recurring_for_subscription(subscription_id, metadata(details)) is None:
+        return []
+    # Stripe lists newest first: the ones after ``invoice`` are older.
+    newest_first = list(_paid_invoices(subscription_id))
+    ids = [paid["id"] for paid in newest_first]
+    if invoice["id"] not in ids:
+        return []
+    older = newest_first[ids.index(invoice["id"]) + 1 :]
+    settled = set(
+        Payment.objects.filter(
+            provider=PROVIDER,
+            provider_id__in=[paid["id"] for paid in older],
+            status=PaymentStatus.SUCCEEDED,
+        ).values_list("provider_id", flat=True)
+    )
+    return [paid for paid in reversed(older) if paid["id"] not in settled]
+
+
+def _sync_one_invoice(invoice):
     details = value(invoice, "parent", "subscription_details") or {}
     subscription_id = object_id(value(details, "subscription"))
     meta = metadata(details)
@@ -610,8 +681,8 @@ def sync_subscription(subscription):
     status = value(subscription, "status")
     changes = _link_subscription(recurring, subscription["id"])
     if status == "canceled":
-        for invoice in _paid_invoices(subscription["id"]):
-            changes += sync_invoice(invoice)
+        for invoice in reversed(list(_paid_invoices(subscription["id"]))):
+            changes += _sync_one_invoice(invoice)
         recurring.refresh_from_db()
         if recurring.status in (RecurringStatus.CANCELLED, RecurringStatus.COMPLETED):
             return changes
