@@ -369,3 +369,20 @@ def test_a_recurring_start_date_years_ahead_is_refused(client, contact):
     assert response.status_code == 200
     assert "no more than a year from today" in str(response.context["form"].errors["start_date"])
     assert not RecurringContribution.objects.exists()
+
+
+@pytest.mark.parametrize("bad_id", ["x", "1.5", "%00", "9" * 40])
+@pytest.mark.parametrize("action", ["refund", "record_payment", "cancel", "fail"])
+def test_a_mistyped_or_forged_id_in_a_contribution_action_address_is_not_found(
+    client, action, bad_id
+):
+    staff(
+        client,
+        "crm_core.view_contribution",
+        "crm_core.change_contribution",
+        "crm_core.refund_contribution",
+        "crm_core.record_offline_payment",
+    )
+    url = reverse(f"{CONTRIBUTION}:{action}", args=["1"]).replace("/1/", f"/{bad_id}/")
+    assert client.get(url).status_code == 404
+    assert client.post(url, {"reason": "x"}).status_code == 404

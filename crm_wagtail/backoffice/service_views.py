@@ -8,6 +8,7 @@ what is wrong next to the field without losing what they typed.
 
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
@@ -110,7 +111,11 @@ class ServiceActionView(WagtailAdminTemplateMixin, FormView):
     def dispatch(self, request, *args, **kwargs):
         if not request.user.has_perm(self.permission):
             raise PermissionDenied
-        self.object = get_object_or_404(self.get_queryset(), pk=unquote(str(kwargs["pk"])))
+        try:
+            self.object = get_object_or_404(self.get_queryset(), pk=unquote(str(kwargs["pk"])))
+        except (ValueError, TypeError, OverflowError, ValidationError):
+            # A mistyped or forged id in the address: not found, never a 500.
+            raise Http404 from None
         return super().dispatch(request, *args, **kwargs)
 
     def get_queryset(self):
