@@ -6,9 +6,11 @@ happens next. Neither ever fails with a 500 because Stripe is unreachable.
 """
 
 import logging
+from urllib.parse import urlencode
 
 from django.http import Http404
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -17,11 +19,13 @@ from crm_core.exceptions import CRMError
 from crm_core.money import format_money
 
 from .models import Payment, PaymentStatus
-from .services.payments import sync_payment
+from .services.payments import REFERENCE_PLACEHOLDER, sync_payment
 
 logger = logging.getLogger("crm.payments")
 
 OPEN = (PaymentStatus.CREATED, PaymentStatus.PENDING)
+# reverse() needs a UUID where the reference goes; visitor_urls swaps it out.
+PLACEHOLDER_UUID = "00000000-0000-0000-0000-000000000000"
 
 
 def _payment(reference):
@@ -88,3 +92,21 @@ def payment_cancelled(request, reference):
     payment = _payment(reference)
     state = "paid" if payment.status == PaymentStatus.SUCCEEDED else "cancelled"
     return render(request, "crm_payments/payment_cancelled.html", _context(request, payment, state))
+
+
+def visitor_urls(request, *, back=""):
+    """``return_url`` and ``cancel_url`` for ``start_payment``: this site's pages.
+
+    Absolute addresses with the ``{reference}`` placeholder that
+    ``start_payment`` fills in; ``back`` (a path on this site, such as the
+    form's page) is where "try again" leads.
+    """
+    query = f"?{urlencode({'back': back})}" if back else ""
+    urls = {}
+    for key, name in (("return_url", "crm_payments:return"), ("cancel_url", "crm_payments:cancel")):
+        address = reverse(name, args=[PLACEHOLDER_UUID])
+        urls[key] = (
+            request.build_absolute_uri(address).replace(PLACEHOLDER_UUID, REFERENCE_PLACEHOLDER)
+            + query
+        )
+    return urls

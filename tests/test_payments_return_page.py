@@ -143,3 +143,21 @@ def test_payment_pages_show_no_personal_data_and_are_not_cached(client, fake_str
     assert "no-cache" in response["Cache-Control"]
     assert "<h1" in text(response) and "<main" in text(response)
     assert "<script" not in text(response) and "style=" not in text(response)
+
+
+@pytest.mark.django_db
+def test_visitor_urls_send_the_visitor_back_to_this_payments_own_pages(
+    rf, fake_stripe, pending_donation
+):
+    from crm_payments.views import visitor_urls
+
+    urls = visitor_urls(rf.get("/give/"), back="/give/")
+    payment, _start = payments.start_payment(pending_donation, provider="stripe", **urls)
+    session = fake_stripe.get(payment.provider_id)
+    reference = str(payment.reference)
+    assert session["success_url"] == (
+        f"http://testserver/crm/payments/return/{reference}/?back=%2Fgive%2F"
+    )
+    assert session["cancel_url"] == (
+        f"http://testserver/crm/payments/cancel/{reference}/?back=%2Fgive%2F"
+    )

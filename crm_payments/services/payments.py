@@ -35,6 +35,8 @@ S = ContributionStatus
 PAYABLE = (S.PENDING, S.FAILED)
 OPEN_PAYMENT = (PaymentStatus.CREATED, PaymentStatus.PENDING)
 # Dispute states in which the money is still in question.
+# Replaced by the payment's reference in the return and cancel addresses.
+REFERENCE_PLACEHOLDER = "{reference}"
 OPEN_DISPUTES = ("warning_needs_response", "warning_under_review", "needs_response", "under_review")
 # The bank gave the money back to the payer: it is gone, as if refunded.
 DISPUTE_LOST = "lost"
@@ -62,6 +64,9 @@ def start_payment(
 
     Returns ``(payment, start)``: the new Payment (status pending) and the
     provider's ``PaymentStart`` (where to send the visitor, or instructions).
+    ``return_url`` and ``cancel_url`` may hold ``{reference}``, replaced by
+    the new payment's reference (``crm_payments.views.visitor_urls`` builds
+    both for this site's return and cancel pages).
     The amount is the contribution's total, never a posted value. Online
     providers go through the card-testing defence first (``PaymentBlocked``).
     If the provider fails, the payment is marked failed and ``ProviderError``
@@ -84,6 +89,9 @@ def start_payment(
         email=email,
         client_ip=client_ip,
     )
+    reference = str(payment.reference)
+    return_url = return_url.replace(REFERENCE_PLACEHOLDER, reference)
+    cancel_url = cancel_url.replace(REFERENCE_PLACEHOLDER, reference)
     try:
         start = provider.start(
             payment, return_url=return_url, cancel_url=cancel_url, recurring=recurring
