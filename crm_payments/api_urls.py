@@ -16,7 +16,8 @@
       path("api/crm/payments/", include("crm_payments.api_urls")),
 """
 
-from django.urls import include, path
+from django.urls import include, path, reverse
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
 from . import api
@@ -26,7 +27,33 @@ app_name = "crm_payments_api"
 router = SimpleRouter()
 api.register(router)
 
-urlpatterns = [path("v1/", include(router.urls))]
+
+def only_payments_endpoints(endpoints, **kwargs):
+    """drf-spectacular preprocessing hook: document the payments API's v1 only."""
+    prefix = reverse("crm_payments_api:payment-list").removesuffix("payments/")
+    return [endpoint for endpoint in endpoints if endpoint[0].startswith(prefix)]
+
+
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(
+            custom_settings={
+                "TITLE": "CRM payments API",
+                "DESCRIPTION": "Payments, refunds, disputes and card-testing blocks.",
+                "SCHEMA_PATH_PREFIX": r"/api/crm/payments/v1",
+                "PREPROCESSING_HOOKS": ["crm_payments.api_urls.only_payments_endpoints"],
+            }
+        ),
+        name="schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="crm_payments_api:schema"),
+        name="docs",
+    ),
+]
 
 _contributions = SimpleRouter()
 _contributions.register("contributions", api.ContributionViewSet, basename="contribution")
