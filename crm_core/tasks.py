@@ -44,3 +44,28 @@ def find_duplicates_task(contact_ids=None):
     from .services.duplicates import find_duplicates
 
     return find_duplicates(contacts=contact_ids).as_dict()
+
+
+@task()
+def run_import_task(job_id, dry_run=False, user_id=None):
+    """Run (or dry-run) an import job; a rerun of a crashed job resumes it.
+
+    Returns the job's counts as a dict.
+    """
+    from django.contrib.auth import get_user_model
+
+    from .models import ImportJob
+    from .services.imports import dry_run_import, run_import
+
+    job = ImportJob.objects.get(pk=job_id)
+    actor = get_user_model().objects.filter(pk=user_id).first() if user_id else None
+    if dry_run:
+        return dry_run_import(job, actor=actor).dry_run_counts
+    job = run_import(job, actor=actor)
+    return {
+        "created": job.created_count,
+        "updated": job.updated_count,
+        "skipped": job.skipped_count,
+        "errors": job.error_count,
+        "duplicates": job.duplicate_count,
+    }

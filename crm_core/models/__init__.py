@@ -43,6 +43,7 @@ from .events import (
     ParticipantStatus,
 )
 from .groups import Group, GroupMembership, Tag
+from .imports import ImportJob, ImportKind, ImportMapping, ImportRowError, ImportStatus, MatchAction
 from .memberships import (
     MANUAL_STATUSES,
     RULE_STATUSES,
@@ -88,10 +89,16 @@ __all__ = [
     "FrequencyUnit",
     "Group",
     "GroupMembership",
+    "ImportJob",
+    "ImportKind",
+    "ImportMapping",
+    "ImportRowError",
+    "ImportStatus",
     "LineItem",
     "LineItemKind",
     "LocationType",
     "MANUAL_STATUSES",
+    "MatchAction",
     "Membership",
     "MembershipStatus",
     "MembershipStatusRule",
