@@ -14,8 +14,10 @@ from .backoffice.activities import ActivityViewSet
 from .backoffice.consent import ConsentRecordViewSet
 from .backoffice.contacts import ContactViewSet
 from .backoffice.customfields import CustomFieldViewSet
+from .backoffice.duplicates import DataQualityViewSetGroup
 from .backoffice.duplicates import register as register_data_quality
 from .backoffice.groups import GroupMembershipViewSet, GroupViewSet, TagViewSet
+from .backoffice.imports import register as register_imports
 from .backoffice.permissions import ReadOnlyPermissionPolicy
 from .backoffice.relationships import RelationshipTypeViewSet, RelationshipViewSet
 
@@ -44,6 +46,7 @@ class CRMViewSetGroup(SnippetViewSetGroup):
 register_permission_policy(ConsentRecord, ReadOnlyPermissionPolicy(ConsentRecord))
 register_permission_policy(GroupMembership, ReadOnlyPermissionPolicy(GroupMembership))
 register_snippet(CRMViewSetGroup)
+register_imports(DataQualityViewSetGroup)
 register_data_quality()
 memberships.register()
 events.register()
