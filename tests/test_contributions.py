@@ -432,6 +432,15 @@ def test_a_refunded_contribution_cannot_be_refunded_again(contact):
     assert "already been refunded" in error.value.message
 
 
+def test_a_refund_of_nothing_is_refused_and_changes_nothing(contact):
+    contribution = paid(contact)
+    with pytest.raises(ValidationError) as error:
+        svc.refund(contribution, amount="0.00")
+    assert "more than zero" in str(error.value)
+    contribution.refresh_from_db()
+    assert (contribution.status, contribution.refunded_amount) == ("completed", Decimal("0"))
+
+
 def test_completing_a_refunded_contribution_changes_nothing(contact):
     contribution = svc.refund(paid(contact))
     assert svc.complete(contribution).status == "refunded"

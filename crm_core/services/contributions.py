@@ -589,6 +589,38 @@ def cancel(contribution, *, reason="", actor=None, source=""):
     return locked
 
 
+def refundable_amount(contribution, amount=None, *, reserved=Decimal(0)):
+    """What a refund of ``contribution`` may give back: ``amount``, checked, or all that is left.
+
+    Left = the total, less what is refunded and ``reserved`` (refunds asked
+    for but not confirmed yet, which the payment layer counts). Raises
+    ``RefundNotAllowed`` unless the contribution is paid and ``0 < amount <=
+    left``, and ``ValidationError`` (keyed "amount") for an amount that is
+    not money of its currency. Reads the row as given: lock it first.
+    """
+    if contribution.status not in (S.COMPLETED, S.PARTIALLY_REFUNDED):
+        if contribution.status == S.REFUNDED:
+            raise RefundNotAllowed(_("This contribution has already been refunded in full."))
+        raise RefundNotAllowed(
+            _("Only a paid contribution can be refunded; this one is %(status)s.")
+            % {"status": contribution.get_status_display().lower()}
+        )
+    remaining = contribution.total_amount - contribution.refunded_amount - reserved
+    if amount is None:
+        amount = remaining
+    else:
+        try:
+            amount = parse_amount(amount, contribution.currency)
+        except ValidationError as error:
+            raise ValidationError({"amount": error.messages}) from None
+    if amount <= 0 or amount > remaining:
+        raise RefundNotAllowed(
+            _("At most %(money)s is left to refund.")
+            % {"money": _money(contribution, max(remaining, Decimal(0)))}
+        )
+    return amount
+
+
 @transaction.atomic
 def refund(contribution, *, amount=None, reason="", actor=None, source=""):
     """Give back all (``amount`` None) or part of what is left of a paid contribution.
@@ -608,25 +640,7 @@ def refund(contribution, *, amount=None, reason="", actor=None, source=""):
     """
     reason = _text(reason, "reason")
     locked = _locked(contribution)
-    if locked.status not in (S.COMPLETED, S.PARTIALLY_REFUNDED):
-        if locked.status == S.REFUNDED:
-            raise RefundNotAllowed(_("This contribution has already been refunded in full."))
-        raise RefundNotAllowed(
-            _("Only a paid contribution can be refunded; this one is %(status)s.")
-            % {"status": locked.get_status_display().lower()}
-        )
-    remaining = locked.total_amount - locked.refunded_amount
-    if amount is None:
-        amount = remaining
-    else:
-        try:
-            amount = parse_amount(amount, locked.currency)
-        except ValidationError as error:
-            raise ValidationError({"amount": error.messages}) from None
-        if amount > remaining:
-            raise RefundNotAllowed(
-                _("At most %(money)s is left to refund.") % {"money": _money(locked, remaining)}
-            )
+    amount = refundable_amount(locked, amount)
     old = locked.status
     locked.refunded_amount += amount
     full = locked.refunded_amount == locked.total_amount

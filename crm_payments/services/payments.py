@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from crm_core.exceptions import InvalidTransition, RefundNotAllowed
 from crm_core.models import Contribution, ContributionStatus
-from crm_core.money import format_money, parse_amount
+from crm_core.money import format_money
 from crm_core.services import contributions as core
 from crm_core.services.activities import record_system_event, user_or_none
 
@@ -303,12 +303,16 @@ def _settling_payment(contribution):
     )
 
 
+def _in_flight(contribution):
+    """What is being refunded: refunds asked for, not confirmed yet."""
+    return Refund.objects.filter(contribution=contribution, status=RefundStatus.PENDING).aggregate(
+        total=Sum("amount")
+    )["total"] or Decimal(0)
+
+
 def _left_to_refund(contribution):
     """The total less what is refunded and what is being refunded."""
-    in_flight = Refund.objects.filter(
-        contribution=contribution, status=RefundStatus.PENDING
-    ).aggregate(total=Sum("amount"))["total"] or Decimal(0)
-    return contribution.total_amount - contribution.refunded_amount - in_flight
+    return contribution.total_amount - contribution.refunded_amount - _in_flight(contribution)
 
 
 def refund_contribution(contribution, *, amount=None, reason="", actor=None, source=""):
@@ -332,26 +336,7 @@ def refund_contribution(contribution, *, amount=None, reason="", actor=None, sou
     """
     with transaction.atomic():
         locked = Contribution.objects.select_for_update().get(pk=contribution.pk)
-        if locked.status not in (S.COMPLETED, S.PARTIALLY_REFUNDED):
-            if locked.status == S.REFUNDED:
-                raise RefundNotAllowed(_("This contribution has already been refunded in full."))
-            raise RefundNotAllowed(
-                _("Only a paid contribution can be refunded; this one is %(status)s.")
-                % {"status": locked.get_status_display().lower()}
-            )
-        remaining = _left_to_refund(locked)
-        if amount is None:
-            amount = remaining
-        else:
-            try:
-                amount = parse_amount(amount, locked.currency)
-            except ValidationError as error:
-                raise ValidationError({"amount": error.messages}) from None
-        if amount <= 0 or amount > remaining:
-            raise RefundNotAllowed(
-                _("At most %(money)s is left to refund.")
-                % {"money": format_money(max(remaining, Decimal(0)), locked.currency)}
-            )
+        amount = core.refundable_amount(locked, amount, reserved=_in_flight(locked))
         if not isinstance(reason, str):
             raise ValidationError({"reason": [_("Expected text.")]})
         payment = _settling_payment(locked)
