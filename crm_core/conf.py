@@ -31,6 +31,9 @@ DEFAULTS = {
     # refund never cancels anything.
     "REFUND_MEMBERSHIP_POLICY": "cancel",
     "REFUND_REGISTRATION_POLICY": "cancel",
+    # How long a signed personal link (renew, update my details, manage my
+    # subscriptions) sent by email stays valid, in seconds.
+    "CONTACT_LINK_MAX_AGE": 60 * 60 * 24 * 60,
 }
 
 

@@ -69,3 +69,9 @@ class AlreadyMember(CRMError):
     """The contact already has a live membership of this type; renew it instead."""
 
     status_code = 409
+
+
+class InvalidLink(CRMError):
+    """A personal link that was tampered with, expired or points at no contact."""
+
+    status_code = 400
