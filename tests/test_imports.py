@@ -295,6 +295,99 @@ def test_created_contacts_are_normalised_like_the_contact_service():
     assert contact.activities.get().subject == "Contact created"
 
 
+def test_an_import_update_writes_what_upsert_contact_writes():
+    """The bulk update path of the import changes a matched contact as
+    upsert_contact does: same fields, rows added, one "Contact updated" entry."""
+    by_upsert = create_contact(first_name="Ann", last_name="", emails=["ann@example.org"])
+    by_import = create_contact(first_name="Ann", last_name="", emails=["ann@example.net"])
+    row = {"last_name": "Lee", "first_name": "Anne", "phones": ["020 7946 0018"]}
+    contact_services.upsert_contact(
+        {**row, "emails": ["ann@example.org", "a.lee@example.org"]}, update_mode="fill_blanks"
+    )
+    job = do_import(
+        csv_bytes(",Anne,Lee,ann@example.net,020 7946 0018"), mapping(action="update_blanks")
+    )
+    create_contact(first_name="Extra", last_name="", emails=["extra@example.net"])
+    assert job.updated_count == 1
+    by_upsert.refresh_from_db()
+    by_import.refresh_from_db()
+    for name in ("first_name", "last_name", "display_name", "sort_name", "name_key"):
+        assert getattr(by_import, name) == getattr(by_upsert, name)
+    assert by_import.display_name == "Ann Lee"
+    assert list(by_import.phones.values_list("number", "is_primary")) == [("+442079460018", True)]
+    update = by_import.activities.get(subject="Contact updated")
+    assert update.changes == {
+        "last_name": ["", "Lee"],
+        "phones": [[], ["+442079460018"]],
+    }
+
+
+def test_many_matched_rows_are_updated_in_a_constant_number_of_queries(
+    django_assert_max_num_queries,
+):
+    def import_updates(count, offset):
+        for n in range(count):
+            create_contact(
+                first_name="",
+                last_name=f"Person{offset + n}",
+                emails=[f"p{offset + n}@example.org"],
+            )
+        lines = [f",First{n},,p{offset + n}@example.org,020 7946 {n:04d}" for n in range(count)]
+        return csv_bytes(*lines)
+
+    small, large = import_updates(3, 0), import_updates(40, 100)
+    with django_assert_max_num_queries(60) as few:
+        assert do_import(small, mapping(action="update_blanks", name="small")).updated_count == 3
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert do_import(large, mapping(action="update_blanks", name="large")).updated_count == 40
+    assert Contact.objects.filter(first_name__startswith="First").count() == 43
+
+
+def test_a_bad_row_among_matched_rows_is_reported_and_the_others_are_updated():
+    for name in ("ann", "bob", "cy"):
+        create_contact(
+            first_name="",
+            last_name=name.title(),
+            emails=[f"{name}@example.org"],
+            birth_date=date(2000, 1, 1),
+        )
+    # Bob's date of death is fine on its own, but before the birth date stored.
+    data = csv_bytes(
+        ",Ann,,ann@example.org,,",
+        ",Bob,,bob@example.org,,1990-01-01",
+        ",Cy,,cy@example.org,,",
+        header="id,first,last,email,phone,died",
+    )
+    job = do_import(data, mapping({**CONTACT_COLUMNS, "died": "deceased_date"}, action="update"))
+    assert (job.updated_count, job.error_count) == (2, 1)
+    assert sorted(Contact.objects.values_list("first_name", flat=True)) == ["", "Ann", "Cy"]
+    assert Contact.objects.get(last_name="Bob").deceased_date is None
+    assert job.row_errors.get().messages == ["deceased_date: The date of death is before birth."]
+
+
+def test_two_rows_updating_one_contact_in_a_batch_both_apply():
+    create_contact(first_name="", last_name="Lee", emails=["ann@example.org"])
+    data = csv_bytes(
+        ",Ann,,ann@example.org,",
+        ",,,ann@example.org,020 7946 0018",
+    )
+    job = do_import(data, mapping(action="update_blanks"))
+    assert job.updated_count == 2
+    contact = Contact.objects.get()
+    assert contact.first_name == "Ann"
+    assert contact.phones.get().number == "+442079460018"
+
+
+def test_matched_rows_with_custom_fields_are_updated_one_by_one():
+    CustomFieldFactory(name="tshirt", field_type="choice", choices=["S", "M", "L"])
+    ann = create_contact(first_name="Ann", last_name="Lee", emails=["ann@example.org"])
+    columns = {**CONTACT_COLUMNS, "size": "custom:tshirt"}
+    data = csv_bytes(",,,ann@example.org,,L", header="id,first,last,email,phone,size")
+    job = do_import(data, mapping(columns, action="update"))
+    assert job.updated_count == 1
+    assert ann.custom_values.get().value == "L"
+
+
 # -- custom fields, contributions, memberships ---------------------------------------------
 
 

@@ -19,6 +19,8 @@ from django_countries import countries
 
 from ..conf import crm_setting
 from ..models import (
+    Activity,
+    ActivityType,
     Contact,
     ContactAddress,
     ContactEmail,
@@ -760,7 +762,7 @@ def upsert_contact(data, *, actor=None, source="", update_mode="update"):
     strong = [c for c in candidates if c.score >= crm_setting("MATCH_UPDATE_SCORE")]
     if len(strong) == 1:
         contact = strong[0].contact
-        _update_from_data(contact, data, actor=actor, source=source, update_mode=update_mode)
+        update_matched_contact(contact, data, actor=actor, source=source, update_mode=update_mode)
         contact.refresh_from_db()
         return UpsertResult(contact, False, candidates)
     contact = create_contact(actor=actor, source=source, **data)
@@ -775,7 +777,9 @@ def upsert_contact(data, *, actor=None, source="", update_mode="update"):
     return UpsertResult(contact, True, candidates)
 
 
-def _update_from_data(contact, data, *, actor, source, update_mode):
+def update_matched_contact(contact, data, *, actor=None, source="", update_mode="update"):
+    """Update a contact that matched ``data`` as ``upsert_contact`` does (blanks
+    ignored; ``"fill_blanks"`` keeps stored values; rows only ever added)."""
     scalar = {}
     for name, value in data.items():
         if name not in CONTACT_FIELDS or name == "kind" or _is_blank(value):
@@ -807,6 +811,128 @@ def _update_from_data(contact, data, *, actor, source, update_mode):
     if custom:
         lists["custom_fields"] = custom
     update_contact(contact, actor=actor, source=source, **scalar, **lists)
+
+
+class NeedsOneByOne(Exception):  # noqa: N818 - a signal to the caller, not an error
+    """``plan_update_from_data`` cannot plan this update for a bulk write."""
+
+
+@dataclass
+class PlannedUpdate:
+    """What ``update_matched_contact`` would write for one contact, not yet written."""
+
+    contact: Contact
+    fields: list  # names of the Contact columns to write
+    rows: list  # new ContactEmail / ContactPhone / ContactAddress instances
+    changes: dict  # for the "Contact updated" activity
+
+
+DERIVED_NAME_FIELDS = ("display_name", "sort_name", "name_key")
+
+
+def plan_update_from_data(contact, data, *, update_mode="update"):
+    """Plan the update ``upsert_contact`` makes to a matched contact, saving nothing.
+
+    Same rules as ``upsert_contact``'s update: blanks in ``data`` are ignored,
+    ``update_mode="fill_blanks"`` keeps every stored value, emails, phones and
+    addresses are only ever added. ``contact`` must come with its emails,
+    phones and addresses prefetched (``apply_planned_updates`` writes many
+    plans at once). Returns None when nothing would change. Raises
+    ``ValidationError`` for bad data, and ``NeedsOneByOne`` for what only the
+    one-contact path handles (tags, custom fields, a contact whose rows have
+    no primary).
+    """
+    if contact.is_deleted:
+        raise ValidationError(_("This contact is in the trash; restore it first."))
+    if data.get("tags") or any(
+        not _is_blank(v) for v in (data.get("custom_fields") or {}).values()
+    ):
+        raise NeedsOneByOne
+    scalar = {}
+    for name, value in data.items():
+        if name not in CONTACT_FIELDS or name == "kind" or _is_blank(value):
+            continue
+        if update_mode == "fill_blanks" and not _is_blank(getattr(contact, name)):
+            continue
+        scalar[name] = value
+    fields = _clean_scalar_fields(scalar)
+    rows, changes = [], {}
+    first_email = None
+    for kind, model, cleaner, identity in (
+        ("emails", ContactEmail, clean_emails, _email_identity),
+        ("phones", ContactPhone, clean_phones, _phone_identity),
+        ("addresses", ContactAddress, clean_addresses, _address_identity),
+    ):
+        current = list(getattr(contact, kind).all())
+        if kind == "emails" and current:
+            first_email = sorted(current, key=lambda e: (not e.is_primary, e.pk))[0].email
+        new_rows = cleaner(data.get(kind) or [])
+        known = {identity(obj) for obj in current}
+        additions = [row for row in new_rows if identity(row) not in known]
+        if not additions:
+            continue
+        has_primary = any(obj.is_primary for obj in current)
+        if current and not has_primary:
+            raise NeedsOneByOne
+        for position, row in enumerate(additions):
+            row["is_primary"] = not current and position == 0
+            rows.append(model(contact=contact, **row))
+        changes[kind] = [
+            _describe_rows(current, kind),
+            _describe_rows([*current, *additions], kind),
+        ]
+        if kind == "emails" and first_email is None:
+            first_email = additions[0]["email"]
+    before = {name: getattr(contact, name) for name in (*fields, *DERIVED_NAME_FIELDS)}
+    for name, value in fields.items():
+        setattr(contact, name, value)
+    fallback = first_email or ""
+    _validate_contact(contact, email_fallback=fallback)
+    _derive_names(contact, email_fallback=fallback)
+    changed = [
+        name for name in (*fields, *DERIVED_NAME_FIELDS) if before[name] != getattr(contact, name)
+    ]
+    for name in fields:
+        if name in changed:
+            changes[name] = _field_change(before[name], getattr(contact, name))
+    if not changed and not rows:
+        return None
+    return PlannedUpdate(contact, changed, rows, changes)
+
+
+@transaction.atomic
+def apply_planned_updates(plans, *, actor=None, source=""):
+    """Write many ``plan_update_from_data`` plans: one UPDATE per column set,
+    one INSERT per kind of row, one "Contact updated" activity per contact.
+
+    The caller holds the contacts locked (``select_for_update``) from planning
+    to here, as ``update_contact`` does for one.
+    """
+    now = timezone.now()
+    by_fields = {}
+    for plan in plans:
+        plan.contact.updated_at = now
+        by_fields.setdefault(tuple(sorted(plan.fields)), []).append(plan.contact)
+    for names, contacts in by_fields.items():
+        Contact.all_objects.bulk_update(contacts, [*names, "updated_at"])
+    for model in (ContactEmail, ContactPhone, ContactAddress):
+        rows = [row for plan in plans for row in plan.rows if type(row) is model]
+        model.objects.bulk_create(rows)
+    created_by = user_or_none(actor)
+    Activity.objects.bulk_create(
+        [
+            Activity(
+                contact=plan.contact,
+                activity_type=ActivityType.SYSTEM,
+                subject=_("Contact updated"),
+                changes=plan.changes,
+                source=source[:100],
+                created_by=created_by,
+            )
+            for plan in plans
+            if plan.changes
+        ]
+    )
 
 
 def _row_from_object(obj, kind):

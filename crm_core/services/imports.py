@@ -726,6 +726,59 @@ class ContactBatch:
                 outcome.duplicates += 1
 
 
+class UpdateBatch:
+    """Writes a batch of updates to matched contacts in bulk, as ``upsert_contact``
+    updates one; rows that only the one-by-one path handles take it."""
+
+    def __init__(self, *, actor, source, update_mode):
+        self.actor, self.source, self.update_mode = actor, source, update_mode
+        self.pending = []  # [(row index, cells, contact id, PreparedContact)]
+        self.contact_ids = set()
+
+    def add(self, index, cells, contact_id, prepared):
+        self.pending.append((index, cells, contact_id, prepared))
+        self.contact_ids.add(contact_id)
+
+    def flush(self, outcome):
+        if not self.pending:
+            return
+        pending, self.pending, self.contact_ids = self.pending, [], set()
+        contacts = Contact.all_objects.select_for_update().prefetch_related(
+            "emails", "phones", "addresses"
+        )
+        contacts = contacts.in_bulk([contact_id for _i, _c, contact_id, _p in pending])
+        plans, one_by_one = [], []
+        for index, cells, contact_id, prepared in pending:
+            try:
+                plan = contact_services.plan_update_from_data(
+                    contacts[contact_id], prepared.data, update_mode=self.update_mode
+                )
+            except contact_services.NeedsOneByOne:
+                one_by_one.append((index, cells, contact_id, prepared))
+                continue
+            except (ValidationError, CRMError) as error:
+                outcome.errors.append((index, cells, _messages(error)))
+                continue
+            if plan is not None:
+                plans.append(plan)
+            outcome.updated += 1
+        contact_services.apply_planned_updates(plans, actor=self.actor, source=self.source)
+        for index, cells, contact_id, prepared in one_by_one:
+            try:
+                with transaction.atomic():
+                    contact_services.update_matched_contact(
+                        Contact.objects.get(pk=contact_id),
+                        prepared.data,
+                        actor=self.actor,
+                        source=self.source,
+                        update_mode=self.update_mode,
+                    )
+            except (ValidationError, CRMError) as error:
+                outcome.errors.append((index, cells, _messages(error)))
+            else:
+                outcome.updated += 1
+
+
 def _candidates(prepared, found):
     """[(contact id, score, reasons)] best first, as match_contact scores them."""
     scores = {}
@@ -753,6 +806,8 @@ def _import_contact_rows(rows, context, outcome):
             outcome.errors.append((index, cells, _messages(error)))
     found = _lookup_existing([p for _i, _c, p in prepared_rows])
     batch = ContactBatch(actor=actor, source=source)
+    mode = "fill_blanks" if action == MatchAction.UPDATE_BLANKS else "update"
+    updates = UpdateBatch(actor=actor, source=source, update_mode=mode)
     pending_keys = set()
     min_score = crm_setting("MATCH_MIN_SCORE")
     strong_score = crm_setting("MATCH_UPDATE_SCORE")
@@ -793,18 +848,12 @@ def _import_contact_rows(rows, context, outcome):
         if action == MatchAction.SKIP:
             outcome.skipped += 1
             continue
-        mode = "fill_blanks" if action == MatchAction.UPDATE_BLANKS else "update"
-        try:
-            with transaction.atomic():
-                contact = Contact.objects.get(pk=match[0])
-                contact_services._update_from_data(
-                    contact, prepared.data, actor=actor, source=source, update_mode=mode
-                )
-        except (ValidationError, CRMError) as error:
-            outcome.errors.append((index, cells, _messages(error)))
-        else:
-            outcome.updated += 1
+        if match[0] in updates.contact_ids:
+            # Two rows of one batch update the same contact: write the first.
+            updates.flush(outcome)
+        updates.add(index, cells, match[0], prepared)
     batch.flush(found, outcome)
+    updates.flush(outcome)
 
 
 def _find_contact(values):
