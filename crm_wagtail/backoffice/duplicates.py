@@ -215,6 +215,17 @@ class ReviewView(WagtailAdminTemplateMixin, TemplateView):
     def get_page_subtitle(self):
         return f"{self.pair.contact_a} ~ {self.pair.contact_b}"
 
+    def get_breadcrumbs_items(self):
+        # Without these the admin header shows "Home" instead of the page.
+        return [
+            *self.breadcrumbs_items,
+            {
+                "url": self.index_url,
+                "label": PossibleDuplicate._meta.verbose_name_plural.capitalize(),
+            },
+            {"url": "", "label": self.get_page_title()},
+        ]
+
     @cached_property
     def contacts(self):
         found = Contact.all_objects.with_details().in_bulk(

@@ -171,6 +171,14 @@ class WizardView(WagtailAdminTemplateMixin, TemplateView):
     def index_url(self):
         return reverse(ImportJobViewSet().get_url_name("list"))
 
+    def get_breadcrumbs_items(self):
+        # Without these the admin header shows "Home" instead of the step.
+        return [
+            *self.breadcrumbs_items,
+            {"url": self.index_url(), "label": ImportJob._meta.verbose_name_plural.capitalize()},
+            {"url": "", "label": self.get_page_title()},
+        ]
+
 
 class UploadView(WizardView):
     template_name = "crm_wagtail/imports/upload.html"
