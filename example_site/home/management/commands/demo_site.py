@@ -16,6 +16,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from wagtail.models import Page, Site
 
+from crm_core.models import FinancialType
+from crm_wagtail.models import DonationPage
 from example_site.home.models import HomePage
 
 ADMIN_USERNAME = "admin"
@@ -46,7 +48,57 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Home page {'created' if created else 'already there'}: {home.title} ({home.url})"
         )
+        donate, created = self.ensure_donation_page(home)
+        self.stdout.write(
+            f"Donation page {'created' if created else 'already there'}: {donate.url}"
+        )
         self.stdout.write(self.ensure_admin(base_url.rstrip("/")))
+
+    @transaction.atomic
+    def ensure_donation_page(self, home):
+        page = DonationPage.objects.child_of(home).filter(slug="donate").first()
+        if page is not None:
+            return page, False
+        fund = FinancialType.objects.filter(slug="donation").first()
+        if fund is None:
+            fund = FinancialType.objects.create(name="Donation", slug="donation")
+        page = DonationPage(
+            title="Support our work",
+            slug="donate",
+            intro="<p>Your gift keeps the community hall open and the food bank stocked.</p>",
+            body=[
+                (
+                    "donation_form",
+                    {
+                        "title": "Make a donation",
+                        "currency": "GBP",
+                        "amounts": [
+                            {"amount": "10", "label": "buys a week of tea and biscuits"},
+                            {"amount": "25", "label": "stocks a food parcel"},
+                            {"amount": "50", "label": "heats the hall for a day"},
+                        ],
+                        "allow_custom_amount": True,
+                        "min_amount": "1",
+                        "max_amount": "10000",
+                        "financial_type": fund,
+                        "frequencies": ["one_off", "monthly", "annual"],
+                        "cover_fees_percent": "2.5",
+                        "payment_methods": ["stripe", "offline"],
+                        "consent": [
+                            {
+                                "purpose": "newsletter",
+                                "wording": "Yes, email me news of what my gift achieves.",
+                                "required": False,
+                            }
+                        ],
+                        "thank_you": "<p>Thank you for supporting Riverside.</p>",
+                    },
+                )
+            ],
+        )
+        home.add_child(instance=page)
+        page.save_revision().publish()
+        return page, True
 
     @transaction.atomic
     def ensure_home_page(self):

@@ -1,0 +1,176 @@
+"""The visitor's side of each form kind: Django forms built from a placement's config.
+
+Choices carry positions, never prices: the amount a visitor picks is looked
+up in the server's configuration, and a donor's own amount is checked
+against the configured smallest and largest.
+"""
+
+import uuid
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+from django import forms
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
+
+from crm_core.money import format_money, parse_amount
+from crm_payments.providers import available_providers
+
+from .kinds import FREQUENCIES
+
+OTHER = "other"
+FREQUENCY_LABELS = {
+    "one_off": _("Once"),
+    "monthly": _("Every month"),
+    "annual": _("Every year"),
+}
+
+
+class VisitorForm(forms.Form):
+    """What every CRM form has: a one-time token and a honeypot."""
+
+    token = forms.UUIDField(widget=forms.HiddenInput)
+    # Humans never see it (hidden by CSS and from screen readers); bots fill it in.
+    website = forms.CharField(
+        required=False,
+        label=_("Leave this field empty"),
+        widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
+    )
+
+    def __init__(self, *args, config, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.config = config
+        if not self.is_bound:
+            self.initial.setdefault("token", uuid.uuid4())
+
+    @property
+    def is_bot(self):
+        return bool(self.data.get(self.add_prefix("website")))
+
+    def consent_fields(self):
+        return [self[f"consent_{n}"] for n in range(len(self.config.get("consent") or []))]
+
+    def add_consent_fields(self):
+        for n, item in enumerate(self.config.get("consent") or []):
+            self.fields[f"consent_{n}"] = forms.BooleanField(
+                label=item["wording"], required=item.get("required", False)
+            )
+
+    def given_consents(self):
+        """[(consent config, granted)] for each consent shown."""
+        return [
+            (item, bool(self.cleaned_data.get(f"consent_{n}")))
+            for n, item in enumerate(self.config.get("consent") or [])
+        ]
+
+
+class DonationForm(VisitorForm):
+    frequency = forms.ChoiceField(label=_("How often"), widget=forms.RadioSelect)
+    amount = forms.ChoiceField(label=_("Amount"), widget=forms.RadioSelect)
+    other_amount = forms.CharField(
+        label=_("Your own amount"),
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+    cover_fees = forms.BooleanField(required=False)
+    first_name = forms.CharField(
+        label=_("First name"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label=_("Last name"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
+    email = forms.EmailField(
+        label=_("Email address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    payment_method = forms.ChoiceField(label=_("How to pay"), widget=forms.RadioSelect)
+
+    def __init__(self, *args, config, **kwargs):
+        super().__init__(*args, config=config, **kwargs)
+        currency = config["currency"]
+        self.fields["frequency"].choices = [(f, FREQUENCY_LABELS[f]) for f in config["frequencies"]]
+        self.initial.setdefault("frequency", config["frequencies"][0])
+        choices = [
+            (str(n), f"{format_money(item['amount'], currency)} {item['label']}".strip())
+            for n, item in enumerate(config["amounts"])
+        ]
+        if config["allow_custom_amount"]:
+            choices.append((OTHER, _("Another amount")))
+            low, high = config["min_amount"], config["max_amount"]
+            self.fields["other_amount"].help_text = _("From %(low)s to %(high)s.") % {
+                "low": format_money(low, currency),
+                "high": format_money(high, currency),
+            }
+        else:
+            del self.fields["other_amount"]
+        self.fields["amount"].choices = choices
+        if choices:
+            self.initial.setdefault("amount", choices[0][0])
+        if config.get("cover_fees_percent"):
+            self.fields["cover_fees"].label = _("Add %(percent)s%% to cover the payment fees") % {
+                "percent": config["cover_fees_percent"].normalize()
+            }
+        else:
+            del self.fields["cover_fees"]
+        offered = {p.identifier: p for p in available_providers()}
+        methods = [m for m in config["payment_methods"] if m in offered]
+        self.fields["payment_method"].choices = [(m, offered[m].verbose_name) for m in methods]
+        if methods:
+            self.initial.setdefault("payment_method", methods[0])
+        self.providers = offered
+        self.add_consent_fields()
+
+    def clean_other_amount(self):
+        value = (self.cleaned_data.get("other_amount") or "").strip().replace(",", "")
+        if not value:
+            return None
+        currency = self.config["currency"]
+        try:
+            amount = parse_amount(value.lstrip("£$€¥ "), currency)
+        except ValidationError as error:
+            raise ValidationError(error.messages) from None
+        except (InvalidOperation, ValueError):
+            raise ValidationError(_("Expected an amount such as 12.50.")) from None
+        low, high = self.config["min_amount"], self.config["max_amount"]
+        if amount < low or amount > high:
+            raise ValidationError(
+                _("Give an amount from %(low)s to %(high)s.")
+                % {"low": format_money(low, currency), "high": format_money(high, currency)}
+            )
+        return amount
+
+    def clean(self):
+        cleaned = super().clean()
+        choice = cleaned.get("amount")
+        if choice == OTHER:
+            if "other_amount" in self.errors:
+                return cleaned
+            if cleaned.get("other_amount") is None:
+                self.add_error("other_amount", _("Give the amount you would like to give."))
+                return cleaned
+            base = cleaned["other_amount"]
+        elif choice is not None:
+            base = self.config["amounts"][int(choice)]["amount"]
+        else:
+            return cleaned
+        extra = Decimal(0)
+        if cleaned.get("cover_fees"):
+            # Round up at the half: the donor means to cover the whole fee.
+            fee = (base * self.config["cover_fees_percent"] / 100).quantize(base, ROUND_HALF_UP)
+            extra = parse_amount(
+                fee,
+                self.config["currency"],
+                allow_zero=True,
+            )
+        cleaned["gift"], cleaned["fees"] = base, extra
+        frequency, method = cleaned.get("frequency"), cleaned.get("payment_method")
+        recurring = frequency and FREQUENCIES[frequency]
+        if recurring and method and not self.providers[method].supports_recurring:
+            message = _("Monthly and annual gifts can only be paid by card.")
+            self.add_error("payment_method", message)
+        return cleaned

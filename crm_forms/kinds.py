@@ -1,0 +1,195 @@
+"""Form kinds: a registry keyed by slug.
+
+A kind knows how to check what an editor configured (``clean_config``, used
+by the Wagtail blocks so editors cannot save what the core would refuse), how
+to build its Django form for a visitor, and which service takes a valid
+submission. Only the donation kind exists so far.
+"""
+
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from crm_core.models import Campaign, FinancialType
+from crm_core.money import parse_amount, validate_currency
+from crm_core.sanitize import rich_text
+from crm_payments.providers import all_providers
+
+FREQUENCIES = {"one_off": None, "monthly": "month", "annual": "year"}
+MAX_COVER_FEES_PERCENT = Decimal("10")
+MAX_SUGGESTED_AMOUNTS = 8
+
+
+class FormKind:
+    slug = ""
+    label = ""
+
+    def clean_config(self, config):
+        raise NotImplementedError
+
+    def build_form(self, request, config, *, data=None):
+        raise NotImplementedError
+
+    def submit(self, request, form, placement, config):
+        raise NotImplementedError
+
+
+def _provider_ids():
+    return {provider.identifier: provider for provider in all_providers()}
+
+
+def _clean_common(config, errors):
+    cleaned = {
+        "title": str(config.get("title") or "")[:255],
+        "intro": rich_text(str(config.get("intro") or "")),
+        "thank_you": rich_text(str(config.get("thank_you") or "")),
+        "consent": [],
+    }
+    for item in config.get("consent") or []:
+        if not isinstance(item, dict) or not str(item.get("wording") or "").strip():
+            errors.setdefault("consent", []).append(_("Each consent needs its wording."))
+            continue
+        cleaned["consent"].append(
+            {
+                "purpose": str(item.get("purpose") or "newsletter")[:64],
+                "channel": str(item.get("channel") or "email")[:10],
+                "wording": str(item["wording"]).strip()[:2000],
+                "required": bool(item.get("required")),
+            }
+        )
+    providers = _provider_ids()
+    methods = [m for m in config.get("payment_methods") or [] if isinstance(m, str)]
+    unknown = [m for m in methods if m not in providers]
+    if not methods:
+        errors.setdefault("payment_methods", []).append(_("Offer at least one way to pay."))
+    elif unknown:
+        errors.setdefault("payment_methods", []).append(
+            _("Unknown payment method: %(names)s.") % {"names": ", ".join(unknown)[:100]}
+        )
+    cleaned["payment_methods"] = [m for m in methods if m in providers]
+    return cleaned
+
+
+class DonationKind(FormKind):
+    slug = "donation"
+    label = _("Donation")
+
+    def clean_config(self, config):
+        if not isinstance(config, dict):
+            raise ValidationError(_("The form's settings are missing."))
+        errors = {}
+        cleaned = _clean_common(config, errors)
+        try:
+            currency = validate_currency(config.get("currency") or "")
+        except ValidationError as error:
+            raise ValidationError({"currency": error.messages}) from None
+        cleaned["currency"] = currency
+
+        def amount(name, value, *, required=True):
+            if value in (None, "") and not required:
+                return None
+            try:
+                return parse_amount(value if value is not None else "", currency)
+            except ValidationError as error:
+                errors.setdefault(name, []).extend(error.messages)
+                return None
+
+        low = amount("min_amount", config.get("min_amount"))
+        high = amount("max_amount", config.get("max_amount"))
+        if low is not None and high is not None and low > high:
+            errors.setdefault("max_amount", []).append(
+                _("The largest amount must not be below the smallest.")
+            )
+        cleaned["min_amount"], cleaned["max_amount"] = low, high
+        suggested = []
+        raw_amounts = config.get("amounts") or []
+        if len(raw_amounts) > MAX_SUGGESTED_AMOUNTS:
+            errors.setdefault("amounts", []).append(
+                _("Suggest at most %(n)d amounts.") % {"n": MAX_SUGGESTED_AMOUNTS}
+            )
+        for item in raw_amounts[:MAX_SUGGESTED_AMOUNTS]:
+            item = item if isinstance(item, dict) else {"amount": item}
+            value = amount("amounts", item.get("amount"))
+            if value is None:
+                continue
+            if (low is not None and value < low) or (high is not None and value > high):
+                errors.setdefault("amounts", []).append(
+                    _("Suggested amount %(amount)s is outside the smallest and largest amounts.")
+                    % {"amount": value}
+                )
+                continue
+            suggested.append({"amount": value, "label": str(item.get("label") or "")[:100]})
+        cleaned["amounts"] = suggested
+        cleaned["allow_custom_amount"] = bool(config.get("allow_custom_amount"))
+        if not suggested and not cleaned["allow_custom_amount"]:
+            errors.setdefault("amounts", []).append(
+                _("Suggest at least one amount or let donors choose their own.")
+            )
+        fund = FinancialType.objects.filter(pk=_int(config.get("financial_type")), is_active=True)
+        cleaned["financial_type"] = fund.values_list("pk", flat=True).first()
+        if cleaned["financial_type"] is None:
+            errors.setdefault("financial_type", []).append(_("Choose an active fund."))
+        campaign = config.get("campaign")
+        cleaned["campaign"] = None
+        if campaign not in (None, ""):
+            cleaned["campaign"] = (
+                Campaign.objects.filter(pk=_int(campaign)).values_list("pk", flat=True).first()
+            )
+            if cleaned["campaign"] is None:
+                errors.setdefault("campaign", []).append(_("This campaign does not exist."))
+        frequencies = [f for f in config.get("frequencies") or [] if f in FREQUENCIES]
+        if not frequencies:
+            errors.setdefault("frequencies", []).append(_("Offer at least one frequency."))
+        cleaned["frequencies"] = frequencies
+        providers = _provider_ids()
+        recurring = [f for f in frequencies if FREQUENCIES[f]]
+        if recurring and not any(
+            providers[m].supports_recurring for m in cleaned["payment_methods"]
+        ):
+            errors.setdefault("frequencies", []).append(
+                _("Monthly and annual gifts need a payment method that takes standing orders.")
+            )
+        cover = config.get("cover_fees_percent")
+        cleaned["cover_fees_percent"] = None
+        if cover not in (None, ""):
+            try:
+                cover = Decimal(str(cover))
+                if not (cover.is_finite() and 0 < cover <= MAX_COVER_FEES_PERCENT):
+                    raise ValueError
+                cleaned["cover_fees_percent"] = cover
+            except (ValueError, ArithmeticError):
+                errors.setdefault("cover_fees_percent", []).append(
+                    _("Give a percentage above 0 and at most %(max)s.")
+                    % {"max": MAX_COVER_FEES_PERCENT}
+                )
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+    def build_form(self, request, config, *, data=None):
+        from .forms import DonationForm
+
+        return DonationForm(data=data, config=config)
+
+    def submit(self, request, form, placement, config):
+        from .services.donations import submit_donation
+
+        return submit_donation(request, form, placement, config)
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+KINDS = {kind.slug: kind for kind in (DonationKind(),)}
+
+
+def get_kind(slug):
+    try:
+        return KINDS[slug]
+    except KeyError:
+        raise ValidationError(_("Unknown form kind.")) from None

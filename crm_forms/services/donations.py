@@ -1,0 +1,127 @@
+"""The donation form's submission service."""
+
+from contextlib import suppress
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from crm_core.models import Campaign, FinancialType
+from crm_core.services import consent as consent_services
+from crm_core.services import contributions as contribution_services
+from crm_core.services.contacts import upsert_contact
+from crm_payments.exceptions import PaymentBlocked
+from crm_payments.services import velocity
+from crm_payments.services.payments import start_payment
+from crm_payments.services.velocity import client_ip
+from crm_payments.views import visitor_urls
+
+from ..kinds import FREQUENCIES
+from ..models import Submission
+from ..placement import sign_placement
+from .common import SubmissionResult, thanks_url
+
+SOURCE = "form:donation"
+
+
+def submit_donation(request, form, placement, config):
+    """Turn a valid donation form into a contact, a pending contribution and a payment.
+
+    One transaction: the contact (matched or created, never blanked), the
+    consent records with the wording shown and where, the pending
+    contribution (and standing order for monthly or annual gifts) and the
+    payment attempt. If the payment provider refuses, nothing is kept and the
+    error reaches the visitor. A second submission with the same form token
+    returns the first one's result. Returns a ``SubmissionResult``.
+    """
+    data = form.cleaned_data
+    ip = client_ip(request)
+    try:
+        return _submit(request, form, placement, config, data, ip)
+    except PaymentBlocked:
+        # The block that refusal wrote was rolled back with the rest: write it
+        # on its own, so staff see it (this check refuses again and records it).
+        with suppress(PaymentBlocked):
+            velocity.check_payment_start(ip=ip, email=data["email"])
+        raise
+
+
+def _submit(request, form, placement, config, data, ip):
+    where = f"page {placement.page_id} revision {placement.revision_id} block {placement.block_id}"
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                submission = Submission.objects.create(
+                    token=data["token"], kind="donation", placement=sign_placement(placement)[:255]
+                )
+        except IntegrityError:
+            return SubmissionResult.replayed(data["token"])
+        contact = upsert_contact(
+            {
+                "first_name": data["first_name"],
+                "last_name": data["last_name"],
+                "emails": [data["email"]],
+            },
+            source=SOURCE,
+            # A visitor who types someone's email must not rename them:
+            # a match only fills in what the contact lacks.
+            update_mode="fill_blanks",
+        ).contact
+        for item, granted in form.given_consents():
+            if granted:
+                consent_services.record_consent(
+                    contact,
+                    purpose=item["purpose"],
+                    channel=item["channel"],
+                    granted=True,
+                    wording=item["wording"],
+                    source=SOURCE,
+                    source_reference=where,
+                    ip_address=ip,
+                )
+        fund = FinancialType.objects.get(pk=config["financial_type"])
+        campaign = (
+            Campaign.objects.filter(pk=config["campaign"]).first() if config["campaign"] else None
+        )
+        gift, fees = data["gift"], data["fees"]
+        unit = FREQUENCIES[data["frequency"]]
+        recurring = None
+        if unit:
+            recurring = contribution_services.create_recurring(
+                contact,
+                amount=gift + fees,
+                currency=config["currency"],
+                frequency_unit=unit,
+                financial_type=fund,
+                campaign=campaign,
+                source=SOURCE,
+            )
+        lines = [{"kind": "donation", "amount": gift, "label": config["title"] or _("Donation")}]
+        if fees:
+            lines.append(
+                {"kind": "donation", "amount": fees, "label": _("Covering the payment fees")}
+            )
+        contribution = contribution_services.create_pending(
+            contact,
+            currency=config["currency"],
+            lines=lines,
+            financial_type=fund,
+            campaign=campaign,
+            recurring=recurring,
+            source=SOURCE,
+        )
+        urls = visitor_urls(request, back=request.POST.get("back", "") or "")
+        payment, start = start_payment(
+            contribution,
+            provider=data["payment_method"],
+            email=data["email"],
+            client_ip=ip,
+            recurring=recurring,
+            **urls,
+        )
+        submission.contact = contact
+        submission.contribution = contribution
+        submission.thank_you = config["thank_you"]
+        submission.instructions = start.instructions or ""
+        submission.next_url = start.redirect_url or thanks_url(submission)
+        submission.save()
+    return SubmissionResult(submission, instructions=start.instructions)

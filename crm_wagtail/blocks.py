@@ -1,0 +1,156 @@
+"""StreamField blocks that place CRM forms on pages.
+
+``CRM_FORM_BLOCKS`` is the list a site adds to its own StreamFields::
+
+    body = StreamField([("text", blocks.RichTextBlock()), *CRM_FORM_BLOCKS])
+
+Each block stores the editor's settings; ``crm_config(value)`` turns them into
+the configuration crm_forms validates (``clean`` refuses what the core would
+refuse, so an editor cannot publish a form that cannot be paid) and re-reads
+from the published revision when a visitor submits.
+"""
+
+from django.core.exceptions import ValidationError
+from django.forms.utils import ErrorList
+from django.utils.translation import gettext_lazy as _
+from wagtail import blocks
+from wagtail.blocks.struct_block import StructBlockValidationError
+from wagtail.snippets.blocks import SnippetChooserBlock
+
+from crm_forms.kinds import get_kind
+from crm_payments.providers import all_providers
+
+
+def _payment_method_choices():
+    return [(p.identifier, p.verbose_name) for p in all_providers()]
+
+
+class SuggestedAmountBlock(blocks.StructBlock):
+    amount = blocks.DecimalBlock(label=_("Amount"), min_value=0, decimal_places=3)
+    label = blocks.CharBlock(label=_("What it pays for"), required=False, max_length=100)
+
+
+class ConsentBlock(blocks.StructBlock):
+    purpose = blocks.ChoiceBlock(
+        choices=[
+            ("newsletter", _("Newsletter")),
+            ("fundraising", _("Fundraising")),
+            ("events", _("Events")),
+        ],
+        default="newsletter",
+    )
+    wording = blocks.TextBlock(label=_("Wording shown next to the checkbox"), max_length=2000)
+    required = blocks.BooleanBlock(required=False, label=_("Must be ticked"))
+
+
+class CRMFormBlock(blocks.StructBlock):
+    """A CRM form placed on a page; subclasses name their ``crm_kind``."""
+
+    crm_kind = ""
+
+    def crm_config(self, value):
+        raise NotImplementedError
+
+    def clean(self, value):
+        value = super().clean(value)
+        try:
+            get_kind(self.crm_kind).clean_config(self.crm_config(value))
+        except ValidationError as error:
+            block_errors, non_block = {}, []
+            for name, messages in getattr(
+                error, "message_dict", {"__all__": error.messages}
+            ).items():
+                if name in self.child_blocks:
+                    block_errors[name] = ErrorList(messages)
+                else:
+                    non_block.extend(messages)
+            raise StructBlockValidationError(
+                block_errors=block_errors, non_block_errors=ErrorList(non_block)
+            ) from None
+        return value
+
+    def render(self, value, context=None):
+        # Rendered through crm_wagtail's {% crm_form_stream %} tag, which knows
+        # the page and block id the form needs; plain rendering shows nothing.
+        return ""
+
+
+def _consent_config(value):
+    return [
+        {
+            "purpose": c["purpose"],
+            "channel": "email",
+            "wording": c["wording"],
+            "required": c["required"],
+        }
+        for c in value.get("consent") or []
+    ]
+
+
+class DonationFormBlock(CRMFormBlock):
+    crm_kind = "donation"
+
+    title = blocks.CharBlock(label=_("Heading"), default=_("Make a donation"), max_length=255)
+    intro = blocks.RichTextBlock(
+        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
+    )
+    currency = blocks.CharBlock(label=_("Currency (ISO code)"), default="GBP", max_length=3)
+    amounts = blocks.ListBlock(SuggestedAmountBlock(), label=_("Suggested amounts"))
+    allow_custom_amount = blocks.BooleanBlock(
+        label=_("Donors may give another amount"), required=False, default=True
+    )
+    min_amount = blocks.DecimalBlock(label=_("Smallest amount"), default=1, min_value=0)
+    max_amount = blocks.DecimalBlock(label=_("Largest amount"), default=10000, min_value=0)
+    financial_type = SnippetChooserBlock("crm_core.FinancialType", label=_("Fund"))
+    campaign = SnippetChooserBlock("crm_core.Campaign", label=_("Campaign"), required=False)
+    frequencies = blocks.MultipleChoiceBlock(
+        label=_("How often donors may give"),
+        choices=[
+            ("one_off", _("Once")),
+            ("monthly", _("Every month")),
+            ("annual", _("Every year")),
+        ],
+        default=["one_off"],
+    )
+    cover_fees_percent = blocks.DecimalBlock(
+        label=_("Offer to cover the payment fees (percent)"), required=False, min_value=0
+    )
+    payment_methods = blocks.MultipleChoiceBlock(
+        label=_("Payment methods"), choices=_payment_method_choices, default=["stripe", "offline"]
+    )
+    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
+    thank_you = blocks.RichTextBlock(
+        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
+    )
+
+    class Meta:
+        icon = "pick"
+        label = _("Donation form")
+
+    def crm_config(self, value):
+        return {
+            "title": value.get("title") or "",
+            "intro": value["intro"].source if value.get("intro") else "",
+            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            "currency": (value.get("currency") or "").upper(),
+            "amounts": [
+                {"amount": str(a["amount"]) if a["amount"] is not None else "", "label": a["label"]}
+                for a in value.get("amounts") or []
+            ],
+            "allow_custom_amount": bool(value.get("allow_custom_amount")),
+            "min_amount": _text(value.get("min_amount")),
+            "max_amount": _text(value.get("max_amount")),
+            "financial_type": getattr(value.get("financial_type"), "pk", None),
+            "campaign": getattr(value.get("campaign"), "pk", None),
+            "frequencies": list(value.get("frequencies") or []),
+            "cover_fees_percent": _text(value.get("cover_fees_percent")),
+            "payment_methods": list(value.get("payment_methods") or []),
+            "consent": _consent_config(value),
+        }
+
+
+def _text(value):
+    return "" if value is None else str(value)
+
+
+CRM_FORM_BLOCKS = [("donation_form", DonationFormBlock())]
