@@ -5,6 +5,7 @@ import logging
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -51,7 +52,7 @@ def submit(request):
         return _problem(request, getattr(error, "message", None) or "; ".join(error.messages))
     if any(len(value) > MAX_FIELD_LENGTH for value in request.POST.values()):
         form = kind.build_form(request, resolved.config)
-        form.crm_error = "Some of what was sent is far too long."
+        form.crm_error = _("Some of what was sent is far too long.")
         return _show_again(request, placement, resolved, form)
     form = kind.build_form(request, resolved.config, data=request.POST)
     if form.is_bot:
@@ -77,7 +78,7 @@ def submit(request):
 def thanks(request, token):
     submission = read_thanks_token(token)
     if submission is None:
-        return _problem(request, "This page does not exist.", status=404)
+        return _problem(request, _("This page does not exist."), status=404)
     contribution = submission.contribution
     return render(
         request,

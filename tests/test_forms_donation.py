@@ -20,6 +20,7 @@ from crm_payments.models import Payment, PaymentBlock
 from crm_wagtail.blocks import DonationFormBlock
 from crm_wagtail.models import DonationPage
 from tests.factories import CampaignFactory, FinancialTypeFactory
+from tests.payments_fixtures import sign_webhook
 
 pytestmark = pytest.mark.django_db
 
@@ -386,3 +387,26 @@ def test_the_block_config_is_plain_json(fund):
     value = block.to_python({**block_value(fund), "financial_type": fund.pk, "campaign": None})
     config = block.crm_config(value)
     assert json.loads(json.dumps(config)) == config
+
+
+def test_a_card_gift_paid_at_checkout_is_completed_by_the_signed_webhook(
+    client, donation_page, fake_stripe
+):
+    response = donate(client, donation_page, payment_method="stripe")
+    payment = Payment.objects.get()
+    fake_stripe.pay(payment.provider_id)
+    for event in fake_stripe.events:
+        body, header = sign_webhook(json.dumps(event))
+        answer = client.post(
+            "/crm/payments/stripe/webhook/",
+            body,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=header,
+        )
+        assert answer.status_code == 200
+    contribution = Contribution.objects.get()
+    assert contribution.status == ContributionStatus.COMPLETED
+    assert response["Location"] == payment.redirect_url
+    success_url = fake_stripe.objects_of("checkout.session")[0]["success_url"]
+    page = client.get(success_url.replace("http://testserver", ""))
+    assert "Thank you: your payment was received" in page.content.decode()
