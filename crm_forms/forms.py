@@ -174,3 +174,73 @@ class DonationForm(VisitorForm):
             message = _("Monthly and annual gifts can only be paid by card.")
             self.add_error("payment_method", message)
         return cleaned
+
+
+class ContactFieldsMixin(forms.Form):
+    first_name = forms.CharField(
+        label=_("First name"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    last_name = forms.CharField(
+        label=_("Last name"),
+        max_length=100,
+        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
+    )
+    email = forms.EmailField(
+        label=_("Email address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+
+
+class MembershipForm(VisitorForm, ContactFieldsMixin):
+    membership_type = forms.ChoiceField(label=_("Membership"), widget=forms.RadioSelect)
+    auto_renew = forms.BooleanField(label=_("Renew automatically each time"), required=False)
+    payment_method = forms.ChoiceField(label=_("How to pay"), widget=forms.RadioSelect)
+
+    field_order = ["membership_type", "auto_renew", "first_name", "last_name", "email"]
+
+    def __init__(self, *args, config, **kwargs):
+        from crm_core.models import MembershipType
+
+        super().__init__(*args, config=config, **kwargs)
+        types = MembershipType.objects.in_bulk(config["membership_types"])
+        self.types = {str(pk): types[pk] for pk in config["membership_types"] if pk in types}
+        self.fields["membership_type"].choices = [
+            (key, _membership_label(kind)) for key, kind in self.types.items()
+        ]
+        if self.types:
+            self.initial.setdefault("membership_type", next(iter(self.types)))
+        if all(kind.auto_renew == "no" for kind in self.types.values()):
+            del self.fields["auto_renew"]
+        offered = {p.identifier: p for p in available_providers()}
+        methods = [m for m in config["payment_methods"] if m in offered]
+        self.fields["payment_method"].choices = [(m, offered[m].verbose_name) for m in methods]
+        if methods:
+            self.initial.setdefault("payment_method", methods[0])
+        self.providers = offered
+        self.add_consent_fields()
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = self.types.get(cleaned.get("membership_type") or "")
+        if kind is None:
+            return cleaned
+        cleaned["type"] = kind
+        auto = bool(cleaned.get("auto_renew"))
+        if kind.auto_renew == "required":
+            auto = True
+        elif kind.auto_renew == "no":
+            auto = False
+        cleaned["auto_renew"] = auto
+        method = cleaned.get("payment_method")
+        if auto and kind.fee and method and not self.providers[method].supports_recurring:
+            self.add_error("payment_method", _("Automatic renewal can only be paid by card."))
+        return cleaned
+
+
+def _membership_label(kind):
+    if not kind.fee:
+        return f"{kind.name} ({_('free')})"
+    return f"{kind.name}: {format_money(kind.fee, kind.currency)}"

@@ -3,7 +3,7 @@
 A kind knows how to check what an editor configured (``clean_config``, used
 by the Wagtail blocks so editors cannot save what the core would refuse), how
 to build its Django form for a visitor, and which service takes a valid
-submission. Only the donation kind exists so far.
+submission. Donation and membership (join) exist so far.
 """
 
 from decimal import Decimal
@@ -178,6 +178,54 @@ class DonationKind(FormKind):
         return submit_donation(request, form, placement, config)
 
 
+class MembershipKind(FormKind):
+    """Joining as a member (renewals come through the signed renewal link)."""
+
+    slug = "membership"
+    label = _("Membership")
+
+    def clean_config(self, config):
+        from crm_core.models import MembershipType
+
+        if not isinstance(config, dict):
+            raise ValidationError(_("The form's settings are missing."))
+        errors = {}
+        cleaned = _clean_common(config, errors)
+        wanted = [_int(pk) for pk in config.get("membership_types") or []]
+        offered = MembershipType.objects.filter(
+            pk__in=[pk for pk in wanted if pk is not None], is_active=True
+        ).in_bulk()
+        cleaned["membership_types"] = [pk for pk in wanted if pk in offered]
+        if not cleaned["membership_types"]:
+            errors.setdefault("membership_types", []).append(
+                _("Offer at least one active membership type.")
+            )
+        elif len(cleaned["membership_types"]) != len(wanted):
+            errors.setdefault("membership_types", []).append(
+                _("A membership type offered is no longer active.")
+            )
+        providers = _provider_ids()
+        auto = [t for t in offered.values() if t.auto_renew == "required"]
+        if auto and not any(providers[m].supports_recurring for m in cleaned["payment_methods"]):
+            errors.setdefault("payment_methods", []).append(
+                _("%(type)s must renew automatically: offer a payment method that does.")
+                % {"type": auto[0].name}
+            )
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+    def build_form(self, request, config, *, data=None):
+        from .forms import MembershipForm
+
+        return MembershipForm(data=data, config=config)
+
+    def submit(self, request, form, placement, config):
+        from .services.memberships import submit_membership
+
+        return submit_membership(request, form, placement, config)
+
+
 def _int(value):
     try:
         return int(value)
@@ -185,7 +233,7 @@ def _int(value):
         return None
 
 
-KINDS = {kind.slug: kind for kind in (DonationKind(),)}
+KINDS = {kind.slug: kind for kind in (DonationKind(), MembershipKind())}
 
 
 def get_kind(slug):

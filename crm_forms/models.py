@@ -24,6 +24,9 @@ class Submission(models.Model):
     contribution = models.ForeignKey(
         "crm_core.Contribution", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    membership = models.ForeignKey(
+        "crm_core.Membership", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     next_url = models.CharField(_("where the visitor was sent"), max_length=2000, blank=True)
     thank_you = models.TextField(_("thank-you text shown"), blank=True)
     instructions = models.TextField(_("payment instructions shown"), blank=True)

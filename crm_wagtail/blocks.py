@@ -153,4 +153,40 @@ def _text(value):
     return "" if value is None else str(value)
 
 
-CRM_FORM_BLOCKS = [("donation_form", DonationFormBlock())]
+class MembershipFormBlock(CRMFormBlock):
+    crm_kind = "membership"
+
+    title = blocks.CharBlock(label=_("Heading"), default=_("Become a member"), max_length=255)
+    intro = blocks.RichTextBlock(
+        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
+    )
+    membership_types = blocks.ListBlock(
+        SnippetChooserBlock("crm_core.MembershipType"), label=_("Membership types offered")
+    )
+    payment_methods = blocks.MultipleChoiceBlock(
+        label=_("Payment methods"), choices=_payment_method_choices, default=["stripe", "offline"]
+    )
+    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
+    thank_you = blocks.RichTextBlock(
+        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
+    )
+
+    class Meta:
+        icon = "group"
+        label = _("Membership form")
+
+    def crm_config(self, value):
+        return {
+            "title": value.get("title") or "",
+            "intro": value["intro"].source if value.get("intro") else "",
+            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            "membership_types": [t.pk for t in value.get("membership_types") or [] if t],
+            "payment_methods": list(value.get("payment_methods") or []),
+            "consent": _consent_config(value),
+        }
+
+
+CRM_FORM_BLOCKS = [
+    ("donation_form", DonationFormBlock()),
+    ("membership_form", MembershipFormBlock()),
+]

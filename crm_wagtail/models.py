@@ -36,3 +36,17 @@ class DonationPage(Page):
     class Meta:
         verbose_name = _("donation page")
         verbose_name_plural = _("donation pages")
+
+
+class MembershipPage(Page):
+    """Like ``DonationPage``, for joining: an introduction and a body of CRM forms."""
+
+    template = "crm_wagtail/pages/form_page.html"
+    intro = RichTextField(_("introduction"), blank=True)
+    body = crm_body_field()
+
+    content_panels = [*Page.content_panels, "intro", "body"]
+
+    class Meta:
+        verbose_name = _("membership page")
+        verbose_name_plural = _("membership pages")

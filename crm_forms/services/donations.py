@@ -6,9 +6,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from crm_core.models import Campaign, FinancialType
-from crm_core.services import consent as consent_services
 from crm_core.services import contributions as contribution_services
-from crm_core.services.contacts import upsert_contact
 from crm_payments.exceptions import PaymentBlocked
 from crm_payments.services import velocity
 from crm_payments.services.payments import start_payment
@@ -18,7 +16,7 @@ from crm_payments.views import visitor_urls
 from ..kinds import FREQUENCIES
 from ..models import Submission
 from ..placement import sign_placement
-from .common import SubmissionResult, thanks_url
+from .common import SubmissionResult, record_consents, thanks_url, upsert_visitor
 
 SOURCE = "form:donation"
 
@@ -46,7 +44,6 @@ def submit_donation(request, form, placement, config):
 
 
 def _submit(request, form, placement, config, data, ip):
-    where = f"page {placement.page_id} revision {placement.revision_id} block {placement.block_id}"
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -55,29 +52,8 @@ def _submit(request, form, placement, config, data, ip):
                 )
         except IntegrityError:
             return SubmissionResult.replayed(data["token"])
-        contact = upsert_contact(
-            {
-                "first_name": data["first_name"],
-                "last_name": data["last_name"],
-                "emails": [data["email"]],
-            },
-            source=SOURCE,
-            # A visitor who types someone's email must not rename them:
-            # a match only fills in what the contact lacks.
-            update_mode="fill_blanks",
-        ).contact
-        for item, granted in form.given_consents():
-            if granted:
-                consent_services.record_consent(
-                    contact,
-                    purpose=item["purpose"],
-                    channel=item["channel"],
-                    granted=True,
-                    wording=item["wording"],
-                    source=SOURCE,
-                    source_reference=where,
-                    ip_address=ip,
-                )
+        contact = upsert_visitor(data, source=SOURCE)
+        record_consents(form, contact, placement, ip=ip, source=SOURCE)
         fund = FinancialType.objects.get(pk=config["financial_type"])
         campaign = (
             Campaign.objects.filter(pk=config["campaign"]).first() if config["campaign"] else None

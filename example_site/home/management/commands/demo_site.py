@@ -16,8 +16,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from wagtail.models import Page, Site
 
-from crm_core.models import FinancialType
-from crm_wagtail.models import DonationPage
+from crm_core.models import FinancialType, MembershipType
+from crm_wagtail.models import DonationPage, MembershipPage
 from example_site.home.models import HomePage
 
 ADMIN_USERNAME = "admin"
@@ -52,7 +52,46 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Donation page {'created' if created else 'already there'}: {donate.url}"
         )
+        self.stdout.write(self.ensure_membership_page(home))
         self.stdout.write(self.ensure_admin(base_url.rstrip("/")))
+
+    @transaction.atomic
+    def ensure_membership_page(self, home):
+        if MembershipPage.objects.child_of(home).filter(slug="join").exists():
+            return "Membership page already there: /join/"
+        types = list(
+            MembershipType.objects.filter(is_active=True, is_renewable_online=True)
+            .exclude(auto_renew="required")
+            .order_by("fee", "name")[:3]
+        )
+        if not types:
+            return "Membership page not made: no membership types yet (run crm_demo_data first)."
+        page = MembershipPage(
+            title="Become a member",
+            slug="join",
+            intro="<p>Members keep Riverside going, and get a vote at the annual meeting.</p>",
+            body=[
+                (
+                    "membership_form",
+                    {
+                        "title": "Join Riverside",
+                        "membership_types": types,
+                        "payment_methods": ["stripe", "offline"],
+                        "consent": [
+                            {
+                                "purpose": "newsletter",
+                                "wording": "Yes, send me the members' newsletter by email.",
+                                "required": False,
+                            }
+                        ],
+                        "thank_you": "<p>Welcome to Riverside!</p>",
+                    },
+                )
+            ],
+        )
+        home.add_child(instance=page)
+        page.save_revision().publish()
+        return f"Membership page created: {page.url}"
 
     @transaction.atomic
     def ensure_donation_page(self, home):

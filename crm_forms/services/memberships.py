@@ -1,0 +1,109 @@
+"""The membership form's submission service (joining)."""
+
+from contextlib import suppress
+
+from django.db import IntegrityError, transaction
+
+from crm_core.services import contributions as contribution_services
+from crm_core.services import memberships as membership_services
+from crm_payments.exceptions import PaymentBlocked
+from crm_payments.services import velocity
+from crm_payments.services.payments import start_payment
+from crm_payments.services.velocity import client_ip
+from crm_payments.views import visitor_urls
+
+from ..models import Submission
+from ..placement import sign_placement
+from .common import SubmissionResult, record_consents, thanks_url, upsert_visitor
+
+SOURCE = "form:membership"
+
+
+def submit_membership(request, form, placement, config):
+    """Join the visitor to the chosen membership type, and start paying its fee.
+
+    One transaction: the contact (matched or created, never renamed), the
+    consents shown, a pending membership with the type's dates, its pending
+    contribution (and a standing order when it renews automatically) and the
+    payment attempt. A free type is joined at once with no contribution.
+    Replays of the same form return the first submission. The membership
+    becomes current when the payment completes (the core's ``complete``).
+    """
+    data = form.cleaned_data
+    ip = client_ip(request)
+    try:
+        return _submit(request, form, placement, config, data, ip)
+    except PaymentBlocked:
+        with suppress(PaymentBlocked):
+            velocity.check_payment_start(ip=ip, email=data["email"])
+        raise
+
+
+def _submit(request, form, placement, config, data, ip):
+    kind = data["type"]
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                submission = Submission.objects.create(
+                    token=data["token"],
+                    kind="membership",
+                    placement=sign_placement(placement)[:255],
+                )
+        except IntegrityError:
+            return SubmissionResult.replayed(data["token"])
+        contact = upsert_visitor(data, source=SOURCE)
+        record_consents(form, contact, placement, ip=ip, source=SOURCE)
+        free = not kind.fee
+        membership = membership_services.join(
+            contact,
+            kind,
+            pending=not free,
+            auto_renew=data["auto_renew"] and not free,
+            source=SOURCE,
+        )
+        submission.contact = contact
+        submission.thank_you = config["thank_you"]
+        start = None
+        if not free:
+            recurring = None
+            if data["auto_renew"]:
+                recurring = contribution_services.create_recurring(
+                    contact,
+                    amount=kind.fee,
+                    currency=kind.currency,
+                    frequency_unit=kind.duration_unit,
+                    frequency_interval=kind.duration_interval,
+                    financial_type=kind.financial_type,
+                    membership=membership,
+                    source=SOURCE,
+                )
+            contribution = contribution_services.create_pending(
+                contact,
+                currency=kind.currency,
+                lines=[
+                    {
+                        "kind": "membership",
+                        "amount": kind.fee,
+                        "membership": membership,
+                        "label": kind.name,
+                    }
+                ],
+                financial_type=kind.financial_type,
+                recurring=recurring,
+                source=SOURCE,
+            )
+            urls = visitor_urls(request, back=request.POST.get("back", "") or "")
+            _payment, start = start_payment(
+                contribution,
+                provider=data["payment_method"],
+                email=data["email"],
+                client_ip=ip,
+                recurring=recurring,
+                **urls,
+            )
+            submission.contribution = contribution
+            submission.instructions = start.instructions or ""
+        submission.membership = membership
+        submission.next_url = (start.redirect_url if start else "") or thanks_url(submission)
+        submission.save()
+    return SubmissionResult(submission, instructions=start.instructions if start else "")

@@ -1,0 +1,177 @@
+"""The membership form: joining through a Wagtail page, paying the type's fee."""
+
+from decimal import Decimal
+
+import pytest
+from wagtail.blocks.struct_block import StructBlockValidationError
+from wagtail.models import Page
+
+from crm_core.models import Contribution, Membership, RecurringContribution
+from crm_core.services.contributions import record_offline_payment
+from crm_forms.models import Submission
+from crm_payments.models import Payment
+from crm_wagtail.blocks import MembershipFormBlock
+from crm_wagtail.models import MembershipPage
+from tests.factories import MembershipTypeFactory
+
+pytestmark = pytest.mark.django_db
+
+SUBMIT = "/crm/forms/submit/"
+
+
+@pytest.fixture
+def types(db):
+    return {
+        "individual": MembershipTypeFactory(
+            name="Individual", fee=Decimal("30.00"), auto_renew="optional"
+        ),
+        "friend": MembershipTypeFactory(name="Friend", fee=Decimal("0"), auto_renew="no"),
+        "direct": MembershipTypeFactory(
+            name="Direct debit", fee=Decimal("24.00"), auto_renew="required"
+        ),
+    }
+
+
+@pytest.fixture
+def join_page(types):
+    page = MembershipPage(
+        title="Join",
+        slug="join",
+        body=[
+            (
+                "membership_form",
+                {
+                    "title": "Join us",
+                    "membership_types": list(types.values()),
+                    "payment_methods": ["offline", "stripe"],
+                    "consent": [],
+                },
+            )
+        ],
+    )
+    Page.objects.get(depth=2).add_child(instance=page)
+    page.save_revision().publish()
+    page.refresh_from_db()
+    return page
+
+
+def hidden_fields(client, page):
+    html = client.get(page.url).content.decode()
+    fields = {}
+    for name in ("placement", "token"):
+        marker = f'name="{name}" value="'
+        start = html.index(marker) + len(marker)
+        fields[name] = html[start : html.index('"', start)]
+    return fields
+
+
+def join(client, page, membership_type, **data):
+    posted = {
+        **hidden_fields(client, page),
+        "membership_type": str(membership_type.pk),
+        "first_name": "Grace",
+        "last_name": "Hopper",
+        "email": "grace@example.org",
+        "payment_method": "offline",
+        **data,
+    }
+    return client.post(SUBMIT, posted, REMOTE_ADDR="203.0.113.7")
+
+
+def test_the_page_offers_the_configured_types_with_their_fees(client, join_page):
+    html = client.get(join_page.url).content.decode()
+    assert "Individual: 30.00 GBP" in html
+    assert "Friend (free)" in html
+
+
+def test_joining_to_pay_later_reserves_a_membership_that_payment_makes_current(
+    client, join_page, types
+):
+    response = join(client, join_page, types["individual"])
+    assert response.status_code == 302
+    membership = Membership.objects.get()
+    assert (membership.membership_type, membership.status) == (types["individual"], "pending")
+    contribution = Contribution.objects.get()
+    assert contribution.total_amount == Decimal("30.00")
+    assert contribution.line_items.get().membership == membership
+    thanks = client.get(response["Location"]).content.decode()
+    assert (
+        "Your membership is reserved; it starts when your payment of 30.00 GBP arrives." in thanks
+    )
+
+    record_offline_payment(contribution, payment_method="bank_transfer")
+    membership.refresh_from_db()
+    assert membership.status in ("new", "current")
+
+
+def test_a_free_type_is_joined_at_once_without_a_contribution(client, join_page, types):
+    response = join(client, join_page, types["friend"])
+    membership = Membership.objects.get()
+    assert membership.status in ("new", "current")
+    assert not Contribution.objects.exists()
+    assert (
+        "Welcome: you are now a member (Friend)."
+        in client.get(response["Location"]).content.decode()
+    )
+
+
+def test_a_type_that_must_renew_automatically_sets_up_a_card_standing_order(
+    client, join_page, types, fake_stripe
+):
+    response = join(client, join_page, types["direct"], payment_method="stripe")
+    assert response.status_code == 302
+    recurring = RecurringContribution.objects.get()
+    assert recurring.membership == Membership.objects.get()
+    assert (recurring.amount, recurring.frequency_unit) == (Decimal("24.00"), "year")
+    assert Payment.objects.get().provider == "stripe"
+    assert Membership.objects.get().auto_renew is True
+
+
+def test_automatic_renewal_cannot_be_paid_later(client, join_page, types):
+    response = join(client, join_page, types["direct"])
+    assert response.status_code == 400
+    assert "Automatic renewal can only be paid by card." in response.content.decode()
+    assert not Membership.objects.exists()
+
+
+def test_a_type_not_offered_on_the_form_is_refused(client, join_page, types):
+    other = MembershipTypeFactory(name="Secret", fee=Decimal("1.00"))
+    response = join(client, join_page, other)
+    assert response.status_code == 400
+    assert "Select a valid choice." in response.content.decode()
+    assert (Membership.objects.count(), Submission.objects.count()) == (0, 0)
+
+
+def test_a_replayed_join_makes_one_membership(client, join_page, types):
+    fields = hidden_fields(client, join_page)
+    first = join(client, join_page, types["individual"], **fields)
+    second = join(client, join_page, types["individual"], **fields)
+    assert first["Location"] == second["Location"]
+    assert Membership.objects.count() == 1
+
+
+def test_editors_cannot_offer_inactive_types_or_forced_renewal_without_card(types):
+    block = MembershipFormBlock()
+    inactive = MembershipTypeFactory(name="Old", is_active=False)
+    value = block.to_python(
+        {
+            "title": "x",
+            "membership_types": [inactive.pk],
+            "payment_methods": ["offline"],
+            "consent": [],
+        }
+    )
+    with pytest.raises(StructBlockValidationError) as info:
+        block.clean(value)
+    assert "membership_types" in info.value.block_errors
+    value = block.to_python(
+        {
+            "title": "x",
+            "membership_types": [types["direct"].pk],
+            "payment_methods": ["offline"],
+            "consent": [],
+        }
+    )
+    with pytest.raises(StructBlockValidationError) as info:
+        block.clean(value)
+    assert "payment_methods" in info.value.block_errors
