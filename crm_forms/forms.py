@@ -244,3 +244,87 @@ def _membership_label(kind):
     if not kind.fee:
         return f"{kind.name} ({_('free')})"
     return f"{kind.name}: {format_money(kind.fee, kind.currency)}"
+
+
+class EventRegistrationForm(VisitorForm, ContactFieldsMixin):
+    """The registrant (who takes the first seat) and up to ``max_attendees - 1`` guests."""
+
+    fee_level = forms.ChoiceField(label=_("Ticket"), widget=forms.RadioSelect)
+    seats = forms.TypedChoiceField(label=_("Number of people"), coerce=int)
+    payment_method = forms.ChoiceField(label=_("How to pay"), widget=forms.RadioSelect)
+
+    def __init__(self, *args, config, **kwargs):
+        from crm_core.models import Event
+
+        super().__init__(*args, config=config, **kwargs)
+        from crm_core.selectors.events import seats_left
+        from crm_core.services.events import registration_closed_message
+
+        self.event = Event.objects.get(pk=config["event"])
+        self.closed_message = registration_closed_message(self.event)
+        self.seats_left = None if self.event.capacity is None else seats_left(self.event)
+        levels = [level for level in self.event.fee_levels.all() if level.is_active]
+        levels.sort(key=lambda level: (level.weight, level.pk))
+        self.levels = {str(level.pk): level for level in levels}
+        self.fields["fee_level"].choices = [
+            (key, _fee_label(level, self.event.currency)) for key, level in self.levels.items()
+        ]
+        default = next((k for k, level in self.levels.items() if level.is_default), None)
+        if self.levels:
+            self.initial.setdefault("fee_level", default or next(iter(self.levels)))
+        if not self.levels:
+            del self.fields["fee_level"]
+        most = config["max_attendees"]
+        self.fields["seats"].choices = [(n, str(n)) for n in range(1, most + 1)]
+        if most == 1:
+            self.fields["seats"].widget = forms.HiddenInput()
+        self.initial.setdefault("seats", 1)
+        self.guest_numbers = list(range(2, most + 1))
+        for n in self.guest_numbers:
+            self.fields[f"guest_{n}_first_name"] = forms.CharField(
+                label=_("Person %(n)d: first name") % {"n": n}, max_length=100, required=False
+            )
+            self.fields[f"guest_{n}_last_name"] = forms.CharField(
+                label=_("Person %(n)d: last name") % {"n": n}, max_length=100, required=False
+            )
+            self.fields[f"guest_{n}_email"] = forms.EmailField(
+                label=_("Person %(n)d: email (optional)") % {"n": n}, max_length=254, required=False
+            )
+        offered = {p.identifier: p for p in available_providers()}
+        methods = [m for m in config["payment_methods"] if m in offered]
+        self.fields["payment_method"].choices = [(m, offered[m].verbose_name) for m in methods]
+        if methods:
+            self.initial.setdefault("payment_method", methods[0])
+        if not any(level.amount for level in self.levels.values()):
+            del self.fields["payment_method"]  # nothing to pay
+        self.add_consent_fields()
+
+    def guest_rows(self):
+        return [
+            [self[f"guest_{n}_first_name"], self[f"guest_{n}_last_name"], self[f"guest_{n}_email"]]
+            for n in self.guest_numbers
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        level = self.levels.get(cleaned.get("fee_level") or "") if self.levels else None
+        cleaned["level"] = level
+        seats = cleaned.get("seats") or 1
+        guests = []
+        for n in self.guest_numbers:
+            first = cleaned.get(f"guest_{n}_first_name", "")
+            last = cleaned.get(f"guest_{n}_last_name", "")
+            email = cleaned.get(f"guest_{n}_email", "")
+            if n <= seats:
+                if not (first or last):
+                    self.add_error(f"guest_{n}_first_name", _("Give this person's name."))
+                guests.append({"first_name": first, "last_name": last, "email": email})
+        cleaned["guests"] = guests
+        return cleaned
+
+
+def _fee_label(level, currency):
+    if not level.amount:
+        free = str(_("free"))
+        return level.label if level.label.lower() == free else f"{level.label} ({free})"
+    return f"{level.label}: {format_money(level.amount, currency)}"

@@ -3,7 +3,7 @@
 A kind knows how to check what an editor configured (``clean_config``, used
 by the Wagtail blocks so editors cannot save what the core would refuse), how
 to build its Django form for a visitor, and which service takes a valid
-submission. Donation and membership (join) exist so far.
+submission. Donation, membership (join) and event registration exist so far.
 """
 
 from decimal import Decimal
@@ -226,6 +226,45 @@ class MembershipKind(FormKind):
         return submit_membership(request, form, placement, config)
 
 
+class EventRegistrationKind(FormKind):
+    """Registering one or several people for an event (waitlist when full)."""
+
+    slug = "event_registration"
+    label = _("Event registration")
+
+    def clean_config(self, config):
+        from crm_core.models import Event
+
+        if not isinstance(config, dict):
+            raise ValidationError(_("The form's settings are missing."))
+        errors = {}
+        cleaned = _clean_common(config, errors)
+        event = Event.objects.filter(pk=_int(config.get("event"))).first()
+        cleaned["event"] = event.pk if event else None
+        if event is None:
+            errors.setdefault("event", []).append(_("Choose an event."))
+        most = _int(config.get("max_attendees")) or 1
+        if most < 1 or (event and most > event.max_seats_per_registration):
+            errors.setdefault("max_attendees", []).append(
+                _("From 1 to the event's %(n)s seats per registration.")
+                % {"n": event.max_seats_per_registration if event else 1}
+            )
+        cleaned["max_attendees"] = most
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+    def build_form(self, request, config, *, data=None):
+        from .forms import EventRegistrationForm
+
+        return EventRegistrationForm(data=data, config=config)
+
+    def submit(self, request, form, placement, config):
+        from .services.events import submit_registration
+
+        return submit_registration(request, form, placement, config)
+
+
 def _int(value):
     try:
         return int(value)
@@ -233,7 +272,7 @@ def _int(value):
         return None
 
 
-KINDS = {kind.slug: kind for kind in (DonationKind(), MembershipKind())}
+KINDS = {kind.slug: kind for kind in (DonationKind(), MembershipKind(), EventRegistrationKind())}
 
 
 def get_kind(slug):

@@ -186,7 +186,43 @@ class MembershipFormBlock(CRMFormBlock):
         }
 
 
+class EventRegistrationFormBlock(CRMFormBlock):
+    crm_kind = "event_registration"
+
+    title = blocks.CharBlock(label=_("Heading"), default=_("Register"), max_length=255)
+    intro = blocks.RichTextBlock(
+        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
+    )
+    event = SnippetChooserBlock("crm_core.Event", label=_("Event"))
+    max_attendees = blocks.IntegerBlock(
+        label=_("People one visitor may register"), default=1, min_value=1, max_value=50
+    )
+    payment_methods = blocks.MultipleChoiceBlock(
+        label=_("Payment methods"), choices=_payment_method_choices, default=["stripe", "offline"]
+    )
+    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
+    thank_you = blocks.RichTextBlock(
+        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
+    )
+
+    class Meta:
+        icon = "date"
+        label = _("Event registration form")
+
+    def crm_config(self, value):
+        return {
+            "title": value.get("title") or "",
+            "intro": value["intro"].source if value.get("intro") else "",
+            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            "event": getattr(value.get("event"), "pk", None),
+            "max_attendees": value.get("max_attendees") or 1,
+            "payment_methods": list(value.get("payment_methods") or []),
+            "consent": _consent_config(value),
+        }
+
+
 CRM_FORM_BLOCKS = [
     ("donation_form", DonationFormBlock()),
     ("membership_form", MembershipFormBlock()),
+    ("event_registration_form", EventRegistrationFormBlock()),
 ]

@@ -1,5 +1,6 @@
 """Page types with CRM forms, usable as they are or mixed into a site's own pages."""
 
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
 from wagtail.fields import RichTextField, StreamField
@@ -50,3 +51,41 @@ class MembershipPage(Page):
     class Meta:
         verbose_name = _("membership page")
         verbose_name_plural = _("membership pages")
+
+
+class EventPage(Page):
+    """A page about one core Event: when and where, price and seats left, and
+    a body where the editor places its registration form."""
+
+    template = "crm_wagtail/pages/event_page.html"
+    event = models.ForeignKey(
+        "crm_core.Event", on_delete=models.PROTECT, related_name="+", verbose_name=_("event")
+    )
+    intro = RichTextField(_("introduction"), blank=True)
+    body = crm_body_field()
+
+    content_panels = [*Page.content_panels, "event", "intro", "body"]
+
+    class Meta:
+        verbose_name = _("event page")
+        verbose_name_plural = _("event pages")
+
+    def get_context(self, request, *args, **kwargs):
+        from zoneinfo import ZoneInfo
+
+        from crm_core.selectors.events import seats_left
+
+        context = super().get_context(request, *args, **kwargs)
+        event = self.event
+        zone = ZoneInfo(event.time_zone)
+        levels = sorted(
+            (level for level in event.fee_levels.all() if level.is_active),
+            key=lambda level: (level.weight, level.pk),
+        )
+        context.update(
+            starts=event.starts_at.astimezone(zone),
+            ends=event.ends_at.astimezone(zone),
+            fee_levels=levels,
+            seats_left=None if event.capacity is None else seats_left(event),
+        )
+        return context

@@ -151,6 +151,15 @@ def _check_window(event, now):
         raise RegistrationClosed(_("Registration for this event has closed."))
 
 
+def registration_closed_message(event, *, now=None):
+    """Why ``register`` would refuse this event now (not open yet, closed), or ""."""
+    try:
+        _check_window(event, now or timezone.now())
+    except RegistrationClosed as error:
+        return error.message
+    return ""
+
+
 def _json_answer(value):
     if isinstance(value, Decimal):
         return str(value)

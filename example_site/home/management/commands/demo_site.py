@@ -17,7 +17,8 @@ from django.db import transaction
 from wagtail.models import Page, Site
 
 from crm_core.models import FinancialType, MembershipType
-from crm_wagtail.models import DonationPage, MembershipPage
+from crm_core.selectors.events import upcoming_public_events, with_seats
+from crm_wagtail.models import DonationPage, EventPage, MembershipPage
 from example_site.home.models import HomePage
 
 ADMIN_USERNAME = "admin"
@@ -53,7 +54,47 @@ class Command(BaseCommand):
             f"Donation page {'created' if created else 'already there'}: {donate.url}"
         )
         self.stdout.write(self.ensure_membership_page(home))
+        self.stdout.write(self.ensure_event_page(home))
         self.stdout.write(self.ensure_admin(base_url.rstrip("/")))
+
+    @transaction.atomic
+    def ensure_event_page(self, home):
+        existing = EventPage.objects.child_of(home).filter(slug="next-event").first()
+        if existing is not None:
+            return f"Event page already there: {existing.url}"
+        events = list(with_seats(upcoming_public_events()))
+        # Prefer an event with seats left and a price, so every step can be tried.
+        events.sort(
+            key=lambda e: (
+                e.capacity is not None and e.seats_taken >= e.capacity,
+                not any(level.amount for level in e.fee_levels.all()),
+            )
+        )
+        event = events[0] if events else None
+        if event is None:
+            return "Event page not made: no upcoming event yet (run crm_demo_data first)."
+        page = EventPage(
+            title=event.title,
+            slug="next-event",
+            event=event,
+            intro=f"<p>{event.summary}</p>" if event.summary else "",
+            body=[
+                (
+                    "event_registration_form",
+                    {
+                        "title": "Book your place",
+                        "event": event,
+                        "max_attendees": min(4, event.max_seats_per_registration),
+                        "payment_methods": ["stripe", "offline"],
+                        "consent": [],
+                        "thank_you": "<p>See you there!</p>",
+                    },
+                )
+            ],
+        )
+        home.add_child(instance=page)
+        page.save_revision().publish()
+        return f"Event page created: {page.url}"
 
     @transaction.atomic
     def ensure_membership_page(self, home):

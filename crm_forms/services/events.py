@@ -1,0 +1,115 @@
+"""The event registration form's submission service."""
+
+from contextlib import suppress
+
+from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
+
+from crm_core.models import ParticipantStatus
+from crm_core.services import contributions as contribution_services
+from crm_core.services import events as event_services
+from crm_core.services.contacts import create_contact, upsert_contact
+from crm_payments.exceptions import PaymentBlocked
+from crm_payments.services import velocity
+from crm_payments.services.payments import start_payment
+from crm_payments.services.velocity import client_ip
+from crm_payments.views import visitor_urls
+
+from ..models import Submission
+from ..placement import sign_placement
+from .common import SubmissionResult, record_consents, thanks_url, upsert_visitor
+
+SOURCE = "form:event"
+
+
+def submit_registration(request, form, placement, config):
+    """Book seats for the registrant and their guests, and start paying the fees.
+
+    One transaction: the registrant (matched by email, never renamed), each
+    guest (matched when they give an email, else a new contact), the
+    consents shown, the seats through the core's ``register`` (all or
+    nothing, capacity never exceeded; the whole group goes on the waiting
+    list when full and the event has one), and for paid seats one pending
+    contribution with a line per participant and its payment attempt.
+    Waitlisted groups pay nothing now. Raises the core's
+    ``RegistrationClosed``, ``EventFull`` or ``AlreadyRegistered`` for the
+    visitor to read; nothing is kept then.
+    """
+    data = form.cleaned_data
+    ip = client_ip(request)
+    try:
+        return _submit(request, form, placement, config, data, ip)
+    except PaymentBlocked:
+        with suppress(PaymentBlocked):
+            velocity.check_payment_start(ip=ip, email=data["email"])
+        raise
+
+
+def _guest_contact(guest):
+    person = {"first_name": guest["first_name"], "last_name": guest["last_name"]}
+    if guest["email"]:
+        return upsert_contact(
+            {**person, "emails": [guest["email"]]}, source=SOURCE, update_mode="fill_blanks"
+        ).contact
+    return create_contact(source=SOURCE, **person)
+
+
+def _submit(request, form, placement, config, data, ip):
+    event, level = form.event, data["level"]
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                submission = Submission.objects.create(
+                    token=data["token"],
+                    kind="event_registration",
+                    placement=sign_placement(placement)[:255],
+                )
+        except IntegrityError:
+            return SubmissionResult.replayed(data["token"])
+        contact = upsert_visitor(data, source=SOURCE)
+        record_consents(form, contact, placement, ip=ip, source=SOURCE)
+        people = [contact, *(_guest_contact(guest) for guest in data["guests"])]
+        participants = event_services.register(
+            event,
+            registered_by=contact,
+            attendees=[{"contact": person, "fee_level": level} for person in people],
+            source=SOURCE,
+        )
+        submission.contact = contact
+        submission.thank_you = config["thank_you"]
+        start = None
+        paying = [p for p in participants if p.status == ParticipantStatus.PENDING_PAYMENT]
+        if paying:
+            contribution = contribution_services.create_pending(
+                contact,
+                currency=event.currency,
+                lines=[
+                    {
+                        "kind": "event_fee",
+                        "amount": level.amount,
+                        "participant": participant,
+                        "label": f"{event.title}: {level.label}",
+                    }
+                    for participant in paying
+                ],
+                source=SOURCE,
+            )
+            urls = visitor_urls(request, back=request.POST.get("back", "") or "")
+            _payment, start = start_payment(
+                contribution,
+                provider=data.get("payment_method") or "offline",
+                email=data["email"],
+                client_ip=ip,
+                **urls,
+            )
+            submission.contribution = contribution
+            submission.instructions = start.instructions or ""
+        waitlisted = any(p.status == ParticipantStatus.WAITLISTED for p in participants)
+        if waitlisted:
+            submission.instructions = _(
+                "The event is full: you are on the waiting list. We will email you if a seat "
+                "comes free."
+            )
+        submission.next_url = (start.redirect_url if start else "") or thanks_url(submission)
+        submission.save()
+    return SubmissionResult(submission, instructions=submission.instructions)
