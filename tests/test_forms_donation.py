@@ -410,3 +410,33 @@ def test_a_card_gift_paid_at_checkout_is_completed_by_the_signed_webhook(
     success_url = fake_stripe.objects_of("checkout.session")[0]["success_url"]
     page = client.get(success_url.replace("http://testserver", ""))
     assert "Thank you: your payment was received" in page.content.decode()
+
+
+def test_only_payment_methods_the_site_has_set_up_are_offered(client, donation_page, settings):
+    assert "Card (Stripe)" not in client.get(donation_page.url).content.decode()
+    settings.CRM = {
+        **getattr(settings, "CRM", {}),
+        "STRIPE_SECRET_KEY": "sk_test_x",
+        "STRIPE_PUBLISHABLE_KEY": "pk_test_x",
+        "STRIPE_WEBHOOK_SECRET": "whsec_x",
+    }
+    assert "Card (Stripe)" in client.get(donation_page.url).content.decode()
+
+
+def test_an_unpublished_page_takes_no_more_gifts(client, donation_page):
+    fields = form_fields(client, donation_page)
+    donation_page.unpublish()
+    response = client.post(
+        SUBMIT,
+        {
+            **fields,
+            "frequency": "one_off",
+            "amount": "0",
+            "first_name": "A",
+            "last_name": "B",
+            "email": "a@example.org",
+            "payment_method": "offline",
+        },
+    )
+    assert response.status_code == 400
+    assert nothing_saved()
