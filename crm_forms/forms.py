@@ -328,3 +328,44 @@ def _fee_label(level, currency):
         free = str(_("free"))
         return level.label if level.label.lower() == free else f"{level.label} ({free})"
     return f"{level.label}: {format_money(level.amount, currency)}"
+
+
+class SignupForm(VisitorForm):
+    email = forms.EmailField(
+        label=_("Email address"),
+        max_length=254,
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    first_name = forms.CharField(
+        label=_("First name (optional)"),
+        max_length=100,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
+    )
+    groups = forms.MultipleChoiceField(
+        label=_("What would you like to hear about?"), widget=forms.CheckboxSelectMultiple
+    )
+
+    def __init__(self, *args, config, **kwargs):
+        from crm_core.models import Group
+
+        super().__init__(*args, config=config, **kwargs)
+        groups = Group.objects.in_bulk(config["groups"])
+        self.fields["groups"].choices = [
+            (str(pk), groups[pk].name) for pk in config["groups"] if pk in groups
+        ]
+        if len(self.fields["groups"].choices) == 1:
+            self.initial.setdefault("groups", [self.fields["groups"].choices[0][0]])
+        self.add_consent_fields()
+
+
+class ContactMessageForm(VisitorForm, ContactFieldsMixin):
+    message = forms.CharField(
+        label=_("Your message"), max_length=5000, widget=forms.Textarea(attrs={"rows": 6})
+    )
+
+    field_order = ["first_name", "last_name", "email", "message"]
+
+    def __init__(self, *args, config, **kwargs):
+        super().__init__(*args, config=config, **kwargs)
+        self.add_consent_fields()

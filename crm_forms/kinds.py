@@ -3,7 +3,8 @@
 A kind knows how to check what an editor configured (``clean_config``, used
 by the Wagtail blocks so editors cannot save what the core would refuse), how
 to build its Django form for a visitor, and which service takes a valid
-submission. Donation, membership (join) and event registration exist so far.
+submission: donation, membership (join), event registration, newsletter
+signup and contact message.
 """
 
 from decimal import Decimal
@@ -265,6 +266,91 @@ class EventRegistrationKind(FormKind):
         return submit_registration(request, form, placement, config)
 
 
+class SignupKind(FormKind):
+    """Newsletter signup: the groups a visitor chooses, joined after an email link."""
+
+    slug = "signup"
+    label = _("Newsletter signup")
+
+    def clean_config(self, config):
+        from crm_core.models import Group
+
+        if not isinstance(config, dict):
+            raise ValidationError(_("The form's settings are missing."))
+        errors = {}
+        cleaned = _clean_common({**config, "payment_methods": ["offline"]}, errors)
+        cleaned.pop("payment_methods")
+        wanted = [_int(pk) for pk in config.get("groups") or []]
+        found = set(
+            Group.objects.filter(pk__in=[pk for pk in wanted if pk]).values_list("pk", flat=True)
+        )
+        cleaned["groups"] = [pk for pk in wanted if pk in found]
+        if not cleaned["groups"]:
+            errors.setdefault("groups", []).append(_("Offer at least one group."))
+        cleaned["double_opt_in"] = bool(config.get("double_opt_in", True))
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+    def build_form(self, request, config, *, data=None):
+        from .forms import SignupForm
+
+        return SignupForm(data=data, config=config)
+
+    def submit(self, request, form, placement, config):
+        from .services.signups import submit_signup
+
+        return submit_signup(request, form, placement, config)
+
+
+class ContactKind(FormKind):
+    """Contact us / lead capture: a message on the contact's timeline for a staff member."""
+
+    slug = "contact"
+    label = _("Contact form")
+
+    def clean_config(self, config):
+        from django.contrib.auth import get_user_model
+
+        if not isinstance(config, dict):
+            raise ValidationError(_("The form's settings are missing."))
+        errors = {}
+        cleaned = _clean_common({**config, "payment_methods": ["offline"]}, errors)
+        cleaned.pop("payment_methods")
+        assignee = _int(config.get("assignee"))
+        cleaned["assignee"] = None
+        if assignee is not None:
+            user = get_user_model().objects.filter(pk=assignee, is_active=True, is_staff=True)
+            cleaned["assignee"] = user.values_list("pk", flat=True).first()
+            if cleaned["assignee"] is None:
+                errors.setdefault("assignee", []).append(_("Choose an active staff member."))
+        emails = [str(e).strip() for e in config.get("notify_emails") or [] if str(e).strip()]
+        from django.core.validators import validate_email
+
+        for email in emails:
+            try:
+                validate_email(email)
+            except ValidationError:
+                errors.setdefault("notify_emails", []).append(
+                    _("%(email)s is not an email address.") % {"email": email[:100]}
+                )
+        cleaned["notify_emails"] = emails[:10]
+        cleaned["subject"] = str(config.get("subject") or _("Message from the website"))[:200]
+        if errors:
+            raise ValidationError(errors)
+        return cleaned
+
+    def build_form(self, request, config, *, data=None):
+        from .forms import ContactMessageForm
+
+        return ContactMessageForm(data=data, config=config)
+
+    def submit(self, request, form, placement, config):
+        from .services.leads import submit_message
+
+        return submit_message(request, form, placement, config)
+
+
 def _int(value):
     try:
         return int(value)
@@ -272,7 +358,16 @@ def _int(value):
         return None
 
 
-KINDS = {kind.slug: kind for kind in (DonationKind(), MembershipKind(), EventRegistrationKind())}
+KINDS = {
+    kind.slug: kind
+    for kind in (
+        DonationKind(),
+        MembershipKind(),
+        EventRegistrationKind(),
+        SignupKind(),
+        ContactKind(),
+    )
+}
 
 
 def get_kind(slug):

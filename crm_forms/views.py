@@ -91,3 +91,18 @@ def thanks(request, token):
             else "",
         },
     )
+
+
+@never_cache
+@require_GET
+def confirm(request, token):
+    """The double opt-in link of a newsletter signup."""
+    from .services.signups import confirm_signup, read_confirm_token
+
+    submission = read_confirm_token(token)
+    if submission is None:
+        return _problem(
+            request, _("This confirmation link is not valid or has expired."), status=404
+        )
+    confirm_signup(submission)
+    return render(request, "crm_forms/confirmed.html", {"submission": submission})

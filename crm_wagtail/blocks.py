@@ -25,6 +25,13 @@ def _payment_method_choices():
     return [(p.identifier, p.verbose_name) for p in all_providers()]
 
 
+def _staff_choices():
+    from django.contrib.auth import get_user_model
+
+    staff = get_user_model().objects.filter(is_active=True, is_staff=True).order_by("username")
+    return [(str(user.pk), user.get_full_name() or user.get_username()) for user in staff]
+
+
 class SuggestedAmountBlock(blocks.StructBlock):
     amount = blocks.DecimalBlock(label=_("Amount"), min_value=0, decimal_places=3)
     label = blocks.CharBlock(label=_("What it pays for"), required=False, max_length=100)
@@ -221,8 +228,80 @@ class EventRegistrationFormBlock(CRMFormBlock):
         }
 
 
+class SignupFormBlock(CRMFormBlock):
+    crm_kind = "signup"
+
+    title = blocks.CharBlock(label=_("Heading"), default=_("Get our newsletter"), max_length=255)
+    intro = blocks.RichTextBlock(
+        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
+    )
+    groups = blocks.ListBlock(
+        SnippetChooserBlock("crm_core.Group"), label=_("Groups visitors may join")
+    )
+    double_opt_in = blocks.BooleanBlock(
+        label=_("Confirm by an emailed link first (recommended)"), required=False, default=True
+    )
+    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
+    thank_you = blocks.RichTextBlock(
+        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
+    )
+
+    class Meta:
+        icon = "mail"
+        label = _("Newsletter signup form")
+
+    def crm_config(self, value):
+        return {
+            "title": value.get("title") or "",
+            "intro": value["intro"].source if value.get("intro") else "",
+            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            "groups": [g.pk for g in value.get("groups") or [] if g],
+            "double_opt_in": bool(value.get("double_opt_in")),
+            "consent": _consent_config(value),
+        }
+
+
+class ContactFormBlock(CRMFormBlock):
+    crm_kind = "contact"
+
+    title = blocks.CharBlock(label=_("Heading"), default=_("Contact us"), max_length=255)
+    intro = blocks.RichTextBlock(
+        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
+    )
+    subject = blocks.CharBlock(
+        label=_("Subject on the timeline"), default=_("Message from the website"), max_length=200
+    )
+    assignee = blocks.ChoiceBlock(
+        label=_("Staff member to follow up"), choices=_staff_choices, required=False
+    )
+    notify_emails = blocks.ListBlock(
+        blocks.EmailBlock(), label=_("Also tell these addresses"), default=[]
+    )
+    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
+    thank_you = blocks.RichTextBlock(
+        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
+    )
+
+    class Meta:
+        icon = "mail"
+        label = _("Contact form")
+
+    def crm_config(self, value):
+        return {
+            "title": value.get("title") or "",
+            "intro": value["intro"].source if value.get("intro") else "",
+            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            "subject": value.get("subject") or "",
+            "assignee": value.get("assignee") or None,
+            "notify_emails": list(value.get("notify_emails") or []),
+            "consent": _consent_config(value),
+        }
+
+
 CRM_FORM_BLOCKS = [
     ("donation_form", DonationFormBlock()),
     ("membership_form", MembershipFormBlock()),
     ("event_registration_form", EventRegistrationFormBlock()),
+    ("signup_form", SignupFormBlock()),
+    ("contact_form", ContactFormBlock()),
 ]

@@ -89,3 +89,17 @@ class EventPage(Page):
             seats_left=None if event.capacity is None else seats_left(event),
         )
         return context
+
+
+class FormPage(Page):
+    """Any page of text and CRM forms: "Stay in touch", "Contact us"."""
+
+    template = "crm_wagtail/pages/form_page.html"
+    intro = RichTextField(_("introduction"), blank=True)
+    body = crm_body_field()
+
+    content_panels = [*Page.content_panels, "intro", "body"]
+
+    class Meta:
+        verbose_name = _("form page")
+        verbose_name_plural = _("form pages")

@@ -92,6 +92,24 @@ def log_activity(
     return activity
 
 
+def record_form_submission(contact, *, subject, details="", assignee=None, source=""):
+    """Add what a visitor sent through a form to the contact's timeline.
+
+    With an ``assignee`` it is a scheduled follow-up for that staff member.
+    Text is cleaned as ``log_activity`` cleans it (tags stripped, length capped).
+    """
+    fields = _clean_activity_fields({"subject": subject[:255], "details": details})
+    return Activity.objects.create(
+        contact=contact,
+        activity_type=ActivityType.FORM_SUBMISSION,
+        occurred_at=timezone.now(),
+        status=ActivityStatus.SCHEDULED if assignee else ActivityStatus.COMPLETED,
+        assignee=assignee,
+        source=source[:100],
+        **fields,
+    )
+
+
 EDITABLE_ACTIVITY_FIELDS = {
     "subject",
     "details",

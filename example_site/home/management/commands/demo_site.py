@@ -16,9 +16,9 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from wagtail.models import Page, Site
 
-from crm_core.models import FinancialType, MembershipType
+from crm_core.models import FinancialType, Group, MembershipType
 from crm_core.selectors.events import upcoming_public_events, with_seats
-from crm_wagtail.models import DonationPage, EventPage, MembershipPage
+from crm_wagtail.models import DonationPage, EventPage, FormPage, MembershipPage
 from example_site.home.models import HomePage
 
 ADMIN_USERNAME = "admin"
@@ -55,7 +55,45 @@ class Command(BaseCommand):
         )
         self.stdout.write(self.ensure_membership_page(home))
         self.stdout.write(self.ensure_event_page(home))
+        self.stdout.write(self.ensure_contact_page(home))
         self.stdout.write(self.ensure_admin(base_url.rstrip("/")))
+
+    @transaction.atomic
+    def ensure_contact_page(self, home):
+        if FormPage.objects.child_of(home).filter(slug="stay-in-touch").exists():
+            return "Contact page already there: /stay-in-touch/"
+        newsletter = Group.objects.filter(name__iexact="Newsletter").first()
+        if newsletter is None:
+            newsletter = Group.objects.create(name="Newsletter", slug="newsletter")
+        page = FormPage(
+            title="Stay in touch",
+            slug="stay-in-touch",
+            body=[
+                (
+                    "signup_form",
+                    {
+                        "title": "Get our newsletter",
+                        "groups": [newsletter],
+                        "double_opt_in": True,
+                        "consent": [],
+                        "thank_you": "",
+                    },
+                ),
+                (
+                    "contact_form",
+                    {
+                        "title": "Write to us",
+                        "subject": "Message from the website",
+                        "notify_emails": ["office@example.org"],
+                        "consent": [],
+                        "thank_you": "<p>Thank you for writing.</p>",
+                    },
+                ),
+            ],
+        )
+        home.add_child(instance=page)
+        page.save_revision().publish()
+        return f"Contact page created: {page.url}"
 
     @transaction.atomic
     def ensure_event_page(self, home):
