@@ -46,6 +46,15 @@ class VisitorForm(forms.Form):
     def is_bot(self):
         return bool(self.data.get(self.add_prefix("website")))
 
+    def offer_payment_methods(self):
+        """Fill ``payment_method`` with the configured methods this site has set up."""
+        self.providers = {p.identifier: p for p in available_providers()}
+        methods = [m for m in self.config["payment_methods"] if m in self.providers]
+        field = self.fields["payment_method"]
+        field.choices = [(m, self.providers[m].verbose_name) for m in methods]
+        if methods:
+            self.initial.setdefault("payment_method", methods[0])
+
     def consent_fields(self):
         return [self[f"consent_{n}"] for n in range(len(self.config.get("consent") or []))]
 
@@ -63,16 +72,7 @@ class VisitorForm(forms.Form):
         ]
 
 
-class DonationForm(VisitorForm):
-    frequency = forms.ChoiceField(label=_("How often"), widget=forms.RadioSelect)
-    amount = forms.ChoiceField(label=_("Amount"), widget=forms.RadioSelect)
-    other_amount = forms.CharField(
-        label=_("Your own amount"),
-        required=False,
-        max_length=20,
-        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
-    )
-    cover_fees = forms.BooleanField(required=False)
+class ContactFieldsMixin(forms.Form):
     first_name = forms.CharField(
         label=_("First name"),
         max_length=100,
@@ -88,6 +88,18 @@ class DonationForm(VisitorForm):
         max_length=254,
         widget=forms.EmailInput(attrs={"autocomplete": "email"}),
     )
+
+
+class DonationForm(VisitorForm, ContactFieldsMixin):
+    frequency = forms.ChoiceField(label=_("How often"), widget=forms.RadioSelect)
+    amount = forms.ChoiceField(label=_("Amount"), widget=forms.RadioSelect)
+    other_amount = forms.CharField(
+        label=_("Your own amount"),
+        required=False,
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
+    )
+    cover_fees = forms.BooleanField(required=False)
     payment_method = forms.ChoiceField(label=_("How to pay"), widget=forms.RadioSelect)
 
     def __init__(self, *args, config, **kwargs):
@@ -117,12 +129,7 @@ class DonationForm(VisitorForm):
             }
         else:
             del self.fields["cover_fees"]
-        offered = {p.identifier: p for p in available_providers()}
-        methods = [m for m in config["payment_methods"] if m in offered]
-        self.fields["payment_method"].choices = [(m, offered[m].verbose_name) for m in methods]
-        if methods:
-            self.initial.setdefault("payment_method", methods[0])
-        self.providers = offered
+        self.offer_payment_methods()
         self.add_consent_fields()
 
     def clean_other_amount(self):
@@ -176,24 +183,6 @@ class DonationForm(VisitorForm):
         return cleaned
 
 
-class ContactFieldsMixin(forms.Form):
-    first_name = forms.CharField(
-        label=_("First name"),
-        max_length=100,
-        widget=forms.TextInput(attrs={"autocomplete": "given-name"}),
-    )
-    last_name = forms.CharField(
-        label=_("Last name"),
-        max_length=100,
-        widget=forms.TextInput(attrs={"autocomplete": "family-name"}),
-    )
-    email = forms.EmailField(
-        label=_("Email address"),
-        max_length=254,
-        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
-    )
-
-
 class MembershipForm(VisitorForm, ContactFieldsMixin):
     membership_type = forms.ChoiceField(label=_("Membership"), widget=forms.RadioSelect)
     auto_renew = forms.BooleanField(label=_("Renew automatically each time"), required=False)
@@ -214,12 +203,7 @@ class MembershipForm(VisitorForm, ContactFieldsMixin):
             self.initial.setdefault("membership_type", next(iter(self.types)))
         if all(kind.auto_renew == "no" for kind in self.types.values()):
             del self.fields["auto_renew"]
-        offered = {p.identifier: p for p in available_providers()}
-        methods = [m for m in config["payment_methods"] if m in offered]
-        self.fields["payment_method"].choices = [(m, offered[m].verbose_name) for m in methods]
-        if methods:
-            self.initial.setdefault("payment_method", methods[0])
-        self.providers = offered
+        self.offer_payment_methods()
         self.add_consent_fields()
 
     def clean(self):
@@ -290,11 +274,7 @@ class EventRegistrationForm(VisitorForm, ContactFieldsMixin):
             self.fields[f"guest_{n}_email"] = forms.EmailField(
                 label=_("Person %(n)d: email (optional)") % {"n": n}, max_length=254, required=False
             )
-        offered = {p.identifier: p for p in available_providers()}
-        methods = [m for m in config["payment_methods"] if m in offered]
-        self.fields["payment_method"].choices = [(m, offered[m].verbose_name) for m in methods]
-        if methods:
-            self.initial.setdefault("payment_method", methods[0])
+        self.offer_payment_methods()
         if not any(level.amount for level in self.levels.values()):
             del self.fields["payment_method"]  # nothing to pay
         self.add_consent_fields()

@@ -10,6 +10,7 @@ signup and contact message.
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from crm_core.models import Campaign, FinancialType
@@ -23,17 +24,27 @@ MAX_SUGGESTED_AMOUNTS = 8
 
 
 class FormKind:
+    """A kind of form. Subclasses give ``slug``, ``label``, ``clean_config`` and
+    the dotted paths of their Django form class and submission service."""
+
     slug = ""
     label = ""
+    form_class = ""  # e.g. "crm_forms.forms.DonationForm"
+    service = ""  # e.g. "crm_forms.services.donations.submit_donation"
 
     def clean_config(self, config):
         raise NotImplementedError
 
     def build_form(self, request, config, *, data=None):
-        raise NotImplementedError
+        return import_string(self.form_class)(data=data, config=config)
 
     def submit(self, request, form, placement, config):
-        raise NotImplementedError
+        return import_string(self.service)(request, form, placement, config)
+
+
+def _check_is_dict(config):
+    if not isinstance(config, dict):
+        raise ValidationError(_("The form's settings are missing."))
 
 
 def _provider_ids():
@@ -75,10 +86,11 @@ def _clean_common(config, errors):
 class DonationKind(FormKind):
     slug = "donation"
     label = _("Donation")
+    form_class = "crm_forms.forms.DonationForm"
+    service = "crm_forms.services.donations.submit_donation"
 
     def clean_config(self, config):
-        if not isinstance(config, dict):
-            raise ValidationError(_("The form's settings are missing."))
+        _check_is_dict(config)
         errors = {}
         cleaned = _clean_common(config, errors)
         try:
@@ -168,28 +180,19 @@ class DonationKind(FormKind):
             raise ValidationError(errors)
         return cleaned
 
-    def build_form(self, request, config, *, data=None):
-        from .forms import DonationForm
-
-        return DonationForm(data=data, config=config)
-
-    def submit(self, request, form, placement, config):
-        from .services.donations import submit_donation
-
-        return submit_donation(request, form, placement, config)
-
 
 class MembershipKind(FormKind):
     """Joining as a member (renewals come through the signed renewal link)."""
 
     slug = "membership"
     label = _("Membership")
+    form_class = "crm_forms.forms.MembershipForm"
+    service = "crm_forms.services.memberships.submit_membership"
 
     def clean_config(self, config):
         from crm_core.models import MembershipType
 
-        if not isinstance(config, dict):
-            raise ValidationError(_("The form's settings are missing."))
+        _check_is_dict(config)
         errors = {}
         cleaned = _clean_common(config, errors)
         wanted = [_int(pk) for pk in config.get("membership_types") or []]
@@ -216,28 +219,19 @@ class MembershipKind(FormKind):
             raise ValidationError(errors)
         return cleaned
 
-    def build_form(self, request, config, *, data=None):
-        from .forms import MembershipForm
-
-        return MembershipForm(data=data, config=config)
-
-    def submit(self, request, form, placement, config):
-        from .services.memberships import submit_membership
-
-        return submit_membership(request, form, placement, config)
-
 
 class EventRegistrationKind(FormKind):
     """Registering one or several people for an event (waitlist when full)."""
 
     slug = "event_registration"
     label = _("Event registration")
+    form_class = "crm_forms.forms.EventRegistrationForm"
+    service = "crm_forms.services.events.submit_registration"
 
     def clean_config(self, config):
         from crm_core.models import Event
 
-        if not isinstance(config, dict):
-            raise ValidationError(_("The form's settings are missing."))
+        _check_is_dict(config)
         errors = {}
         cleaned = _clean_common(config, errors)
         event = Event.objects.filter(pk=_int(config.get("event"))).first()
@@ -255,28 +249,19 @@ class EventRegistrationKind(FormKind):
             raise ValidationError(errors)
         return cleaned
 
-    def build_form(self, request, config, *, data=None):
-        from .forms import EventRegistrationForm
-
-        return EventRegistrationForm(data=data, config=config)
-
-    def submit(self, request, form, placement, config):
-        from .services.events import submit_registration
-
-        return submit_registration(request, form, placement, config)
-
 
 class SignupKind(FormKind):
     """Newsletter signup: the groups a visitor chooses, joined after an email link."""
 
     slug = "signup"
     label = _("Newsletter signup")
+    form_class = "crm_forms.forms.SignupForm"
+    service = "crm_forms.services.signups.submit_signup"
 
     def clean_config(self, config):
         from crm_core.models import Group
 
-        if not isinstance(config, dict):
-            raise ValidationError(_("The form's settings are missing."))
+        _check_is_dict(config)
         errors = {}
         cleaned = _clean_common({**config, "payment_methods": ["offline"]}, errors)
         cleaned.pop("payment_methods")
@@ -292,28 +277,19 @@ class SignupKind(FormKind):
             raise ValidationError(errors)
         return cleaned
 
-    def build_form(self, request, config, *, data=None):
-        from .forms import SignupForm
-
-        return SignupForm(data=data, config=config)
-
-    def submit(self, request, form, placement, config):
-        from .services.signups import submit_signup
-
-        return submit_signup(request, form, placement, config)
-
 
 class ContactKind(FormKind):
     """Contact us / lead capture: a message on the contact's timeline for a staff member."""
 
     slug = "contact"
     label = _("Contact form")
+    form_class = "crm_forms.forms.ContactMessageForm"
+    service = "crm_forms.services.leads.submit_message"
 
     def clean_config(self, config):
         from django.contrib.auth import get_user_model
 
-        if not isinstance(config, dict):
-            raise ValidationError(_("The form's settings are missing."))
+        _check_is_dict(config)
         errors = {}
         cleaned = _clean_common({**config, "payment_methods": ["offline"]}, errors)
         cleaned.pop("payment_methods")
@@ -339,16 +315,6 @@ class ContactKind(FormKind):
         if errors:
             raise ValidationError(errors)
         return cleaned
-
-    def build_form(self, request, config, *, data=None):
-        from .forms import ContactMessageForm
-
-        return ContactMessageForm(data=data, config=config)
-
-    def submit(self, request, form, placement, config):
-        from .services.leads import submit_message
-
-        return submit_message(request, form, placement, config)
 
 
 def _int(value):

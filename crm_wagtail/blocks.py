@@ -50,6 +50,29 @@ class ConsentBlock(blocks.StructBlock):
     required = blocks.BooleanBlock(required=False, label=_("Must be ticked"))
 
 
+TEXT_FEATURES = ["bold", "italic", "link"]
+
+
+def _intro_block():
+    return blocks.RichTextBlock(label=_("Introduction"), required=False, features=TEXT_FEATURES)
+
+
+def _thank_you_block():
+    return blocks.RichTextBlock(
+        label=_("Thank-you message"), required=False, features=TEXT_FEATURES
+    )
+
+
+def _consent_block():
+    return blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
+
+
+def _payment_methods_block():
+    return blocks.MultipleChoiceBlock(
+        label=_("Payment methods"), choices=_payment_method_choices, default=["stripe", "offline"]
+    )
+
+
 class CRMFormBlock(blocks.StructBlock):
     """A CRM form placed on a page; subclasses name their ``crm_kind``."""
 
@@ -82,6 +105,16 @@ class CRMFormBlock(blocks.StructBlock):
         return ""
 
 
+def _common_config(value):
+    """The settings every CRM form block has, as crm_forms reads them."""
+    return {
+        "title": value.get("title") or "",
+        "intro": value["intro"].source if value.get("intro") else "",
+        "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+        "consent": _consent_config(value),
+    }
+
+
 def _consent_config(value):
     return [
         {
@@ -98,9 +131,7 @@ class DonationFormBlock(CRMFormBlock):
     crm_kind = "donation"
 
     title = blocks.CharBlock(label=_("Heading"), default=_("Make a donation"), max_length=255)
-    intro = blocks.RichTextBlock(
-        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
-    )
+    intro = _intro_block()
     currency = blocks.CharBlock(label=_("Currency (ISO code)"), default="GBP", max_length=3)
     amounts = blocks.ListBlock(SuggestedAmountBlock(), label=_("Suggested amounts"))
     allow_custom_amount = blocks.BooleanBlock(
@@ -122,13 +153,9 @@ class DonationFormBlock(CRMFormBlock):
     cover_fees_percent = blocks.DecimalBlock(
         label=_("Offer to cover the payment fees (percent)"), required=False, min_value=0
     )
-    payment_methods = blocks.MultipleChoiceBlock(
-        label=_("Payment methods"), choices=_payment_method_choices, default=["stripe", "offline"]
-    )
-    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
-    thank_you = blocks.RichTextBlock(
-        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
-    )
+    payment_methods = _payment_methods_block()
+    consent = _consent_block()
+    thank_you = _thank_you_block()
 
     class Meta:
         icon = "pick"
@@ -136,9 +163,7 @@ class DonationFormBlock(CRMFormBlock):
 
     def crm_config(self, value):
         return {
-            "title": value.get("title") or "",
-            "intro": value["intro"].source if value.get("intro") else "",
-            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            **_common_config(value),
             "currency": (value.get("currency") or "").upper(),
             "amounts": [
                 {"amount": str(a["amount"]) if a["amount"] is not None else "", "label": a["label"]}
@@ -152,7 +177,6 @@ class DonationFormBlock(CRMFormBlock):
             "frequencies": list(value.get("frequencies") or []),
             "cover_fees_percent": _text(value.get("cover_fees_percent")),
             "payment_methods": list(value.get("payment_methods") or []),
-            "consent": _consent_config(value),
         }
 
 
@@ -164,19 +188,13 @@ class MembershipFormBlock(CRMFormBlock):
     crm_kind = "membership"
 
     title = blocks.CharBlock(label=_("Heading"), default=_("Become a member"), max_length=255)
-    intro = blocks.RichTextBlock(
-        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
-    )
+    intro = _intro_block()
     membership_types = blocks.ListBlock(
         SnippetChooserBlock("crm_core.MembershipType"), label=_("Membership types offered")
     )
-    payment_methods = blocks.MultipleChoiceBlock(
-        label=_("Payment methods"), choices=_payment_method_choices, default=["stripe", "offline"]
-    )
-    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
-    thank_you = blocks.RichTextBlock(
-        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
-    )
+    payment_methods = _payment_methods_block()
+    consent = _consent_block()
+    thank_you = _thank_you_block()
 
     class Meta:
         icon = "group"
@@ -184,12 +202,9 @@ class MembershipFormBlock(CRMFormBlock):
 
     def crm_config(self, value):
         return {
-            "title": value.get("title") or "",
-            "intro": value["intro"].source if value.get("intro") else "",
-            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            **_common_config(value),
             "membership_types": [t.pk for t in value.get("membership_types") or [] if t],
             "payment_methods": list(value.get("payment_methods") or []),
-            "consent": _consent_config(value),
         }
 
 
@@ -197,20 +212,14 @@ class EventRegistrationFormBlock(CRMFormBlock):
     crm_kind = "event_registration"
 
     title = blocks.CharBlock(label=_("Heading"), default=_("Register"), max_length=255)
-    intro = blocks.RichTextBlock(
-        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
-    )
+    intro = _intro_block()
     event = SnippetChooserBlock("crm_core.Event", label=_("Event"))
     max_attendees = blocks.IntegerBlock(
         label=_("People one visitor may register"), default=1, min_value=1, max_value=50
     )
-    payment_methods = blocks.MultipleChoiceBlock(
-        label=_("Payment methods"), choices=_payment_method_choices, default=["stripe", "offline"]
-    )
-    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
-    thank_you = blocks.RichTextBlock(
-        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
-    )
+    payment_methods = _payment_methods_block()
+    consent = _consent_block()
+    thank_you = _thank_you_block()
 
     class Meta:
         icon = "date"
@@ -218,13 +227,10 @@ class EventRegistrationFormBlock(CRMFormBlock):
 
     def crm_config(self, value):
         return {
-            "title": value.get("title") or "",
-            "intro": value["intro"].source if value.get("intro") else "",
-            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            **_common_config(value),
             "event": getattr(value.get("event"), "pk", None),
             "max_attendees": value.get("max_attendees") or 1,
             "payment_methods": list(value.get("payment_methods") or []),
-            "consent": _consent_config(value),
         }
 
 
@@ -232,19 +238,15 @@ class SignupFormBlock(CRMFormBlock):
     crm_kind = "signup"
 
     title = blocks.CharBlock(label=_("Heading"), default=_("Get our newsletter"), max_length=255)
-    intro = blocks.RichTextBlock(
-        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
-    )
+    intro = _intro_block()
     groups = blocks.ListBlock(
         SnippetChooserBlock("crm_core.Group"), label=_("Groups visitors may join")
     )
     double_opt_in = blocks.BooleanBlock(
         label=_("Confirm by an emailed link first (recommended)"), required=False, default=True
     )
-    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
-    thank_you = blocks.RichTextBlock(
-        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
-    )
+    consent = _consent_block()
+    thank_you = _thank_you_block()
 
     class Meta:
         icon = "mail"
@@ -252,12 +254,9 @@ class SignupFormBlock(CRMFormBlock):
 
     def crm_config(self, value):
         return {
-            "title": value.get("title") or "",
-            "intro": value["intro"].source if value.get("intro") else "",
-            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            **_common_config(value),
             "groups": [g.pk for g in value.get("groups") or [] if g],
             "double_opt_in": bool(value.get("double_opt_in")),
-            "consent": _consent_config(value),
         }
 
 
@@ -265,9 +264,7 @@ class ContactFormBlock(CRMFormBlock):
     crm_kind = "contact"
 
     title = blocks.CharBlock(label=_("Heading"), default=_("Contact us"), max_length=255)
-    intro = blocks.RichTextBlock(
-        label=_("Introduction"), required=False, features=["bold", "italic", "link"]
-    )
+    intro = _intro_block()
     subject = blocks.CharBlock(
         label=_("Subject on the timeline"), default=_("Message from the website"), max_length=200
     )
@@ -277,10 +274,8 @@ class ContactFormBlock(CRMFormBlock):
     notify_emails = blocks.ListBlock(
         blocks.EmailBlock(), label=_("Also tell these addresses"), default=[]
     )
-    consent = blocks.ListBlock(ConsentBlock(), label=_("Consent checkboxes"), default=[])
-    thank_you = blocks.RichTextBlock(
-        label=_("Thank-you message"), required=False, features=["bold", "italic", "link"]
-    )
+    consent = _consent_block()
+    thank_you = _thank_you_block()
 
     class Meta:
         icon = "mail"
@@ -288,13 +283,10 @@ class ContactFormBlock(CRMFormBlock):
 
     def crm_config(self, value):
         return {
-            "title": value.get("title") or "",
-            "intro": value["intro"].source if value.get("intro") else "",
-            "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+            **_common_config(value),
             "subject": value.get("subject") or "",
             "assignee": value.get("assignee") or None,
             "notify_emails": list(value.get("notify_emails") or []),
-            "consent": _consent_config(value),
         }
 
 

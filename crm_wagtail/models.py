@@ -20,33 +20,39 @@ def crm_body_field(**kwargs):
     )
 
 
-class DonationPage(Page):
-    """A page with an introduction and a body holding CRM forms.
+BODY_TEMPLATE = "crm_wagtail/pages/form_page.html"
+
+
+class CRMBodyPage(Page):
+    """A page with an introduction and a body of text and CRM forms.
 
     A site's own page shows CRM forms the same way: a ``crm_body_field()``
     (or its own StreamField with ``CRM_FORM_BLOCKS``) rendered with
     ``{% crm_stream page.body %}`` from ``crm_forms_tags``.
     """
 
-    template = "crm_wagtail/pages/form_page.html"
+    # Wagtail gives each page class a template named after it unless the class
+    # itself names one: each subclass repeats ``template = BODY_TEMPLATE``.
+    template = BODY_TEMPLATE
     intro = RichTextField(_("introduction"), blank=True)
     body = crm_body_field()
 
     content_panels = [*Page.content_panels, "intro", "body"]
 
     class Meta:
+        abstract = True
+
+
+class DonationPage(CRMBodyPage):
+    template = BODY_TEMPLATE
+
+    class Meta:
         verbose_name = _("donation page")
         verbose_name_plural = _("donation pages")
 
 
-class MembershipPage(Page):
-    """Like ``DonationPage``, for joining: an introduction and a body of CRM forms."""
-
-    template = "crm_wagtail/pages/form_page.html"
-    intro = RichTextField(_("introduction"), blank=True)
-    body = crm_body_field()
-
-    content_panels = [*Page.content_panels, "intro", "body"]
+class MembershipPage(CRMBodyPage):
+    template = BODY_TEMPLATE
 
     class Meta:
         verbose_name = _("membership page")
@@ -91,14 +97,10 @@ class EventPage(Page):
         return context
 
 
-class FormPage(Page):
+class FormPage(CRMBodyPage):
     """Any page of text and CRM forms: "Stay in touch", "Contact us"."""
 
-    template = "crm_wagtail/pages/form_page.html"
-    intro = RichTextField(_("introduction"), blank=True)
-    body = crm_body_field()
-
-    content_panels = [*Page.content_panels, "intro", "body"]
+    template = BODY_TEMPLATE
 
     class Meta:
         verbose_name = _("form page")

@@ -1,26 +1,27 @@
 """The donation form's submission service."""
 
-from contextlib import suppress
-
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from crm_core.models import Campaign, FinancialType
 from crm_core.services import contributions as contribution_services
-from crm_payments.exceptions import PaymentBlocked
-from crm_payments.services import velocity
-from crm_payments.services.payments import start_payment
 from crm_payments.services.velocity import client_ip
-from crm_payments.views import visitor_urls
 
 from ..kinds import FREQUENCIES
-from ..models import Submission
-from ..placement import sign_placement
-from .common import SubmissionResult, record_consents, thanks_url, upsert_visitor
+from .common import (
+    SubmissionResult,
+    claim_submission,
+    keeping_payment_blocks,
+    record_consents,
+    start_visitor_payment,
+    thanks_url,
+    upsert_visitor,
+)
 
 SOURCE = "form:donation"
 
 
+@keeping_payment_blocks
 def submit_donation(request, form, placement, config):
     """Turn a valid donation form into a contact, a pending contribution and a payment.
 
@@ -32,25 +33,13 @@ def submit_donation(request, form, placement, config):
     returns the first one's result. Returns a ``SubmissionResult``.
     """
     data = form.cleaned_data
-    ip = client_ip(request)
-    try:
-        return _submit(request, form, placement, config, data, ip)
-    except PaymentBlocked:
-        # The block that refusal wrote was rolled back with the rest: write it
-        # on its own, so staff see it (this check refuses again and records it).
-        with suppress(PaymentBlocked):
-            velocity.check_payment_start(ip=ip, email=data["email"])
-        raise
+    return _submit(request, form, placement, config, data, client_ip(request))
 
 
 def _submit(request, form, placement, config, data, ip):
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                submission = Submission.objects.create(
-                    token=data["token"], kind="donation", placement=sign_placement(placement)[:255]
-                )
-        except IntegrityError:
+        submission = claim_submission(data["token"], "donation", placement)
+        if submission is None:
             return SubmissionResult.replayed(data["token"])
         contact = upsert_visitor(data, source=SOURCE)
         record_consents(form, contact, placement, ip=ip, source=SOURCE)
@@ -85,15 +74,7 @@ def _submit(request, form, placement, config, data, ip):
             recurring=recurring,
             source=SOURCE,
         )
-        urls = visitor_urls(request, back=request.POST.get("back", "") or "")
-        payment, start = start_payment(
-            contribution,
-            provider=data["payment_method"],
-            email=data["email"],
-            client_ip=ip,
-            recurring=recurring,
-            **urls,
-        )
+        start = start_visitor_payment(request, contribution, data, recurring=recurring)
         submission.contact = contact
         submission.contribution = contribution
         submission.thank_you = config["thank_you"]

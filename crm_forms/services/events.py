@@ -1,27 +1,28 @@
 """The event registration form's submission service."""
 
-from contextlib import suppress
-
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from crm_core.models import ParticipantStatus
 from crm_core.services import contributions as contribution_services
 from crm_core.services import events as event_services
 from crm_core.services.contacts import create_contact, upsert_contact
-from crm_payments.exceptions import PaymentBlocked
-from crm_payments.services import velocity
-from crm_payments.services.payments import start_payment
 from crm_payments.services.velocity import client_ip
-from crm_payments.views import visitor_urls
 
-from ..models import Submission
-from ..placement import sign_placement
-from .common import SubmissionResult, record_consents, thanks_url, upsert_visitor
+from .common import (
+    SubmissionResult,
+    claim_submission,
+    keeping_payment_blocks,
+    record_consents,
+    start_visitor_payment,
+    thanks_url,
+    upsert_visitor,
+)
 
 SOURCE = "form:event"
 
 
+@keeping_payment_blocks
 def submit_registration(request, form, placement, config):
     """Book seats for the registrant and their guests, and start paying the fees.
 
@@ -36,13 +37,7 @@ def submit_registration(request, form, placement, config):
     visitor to read; nothing is kept then.
     """
     data = form.cleaned_data
-    ip = client_ip(request)
-    try:
-        return _submit(request, form, placement, config, data, ip)
-    except PaymentBlocked:
-        with suppress(PaymentBlocked):
-            velocity.check_payment_start(ip=ip, email=data["email"])
-        raise
+    return _submit(request, form, placement, config, data, client_ip(request))
 
 
 def _guest_contact(guest):
@@ -57,14 +52,8 @@ def _guest_contact(guest):
 def _submit(request, form, placement, config, data, ip):
     event, level = form.event, data["level"]
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                submission = Submission.objects.create(
-                    token=data["token"],
-                    kind="event_registration",
-                    placement=sign_placement(placement)[:255],
-                )
-        except IntegrityError:
+        submission = claim_submission(data["token"], "event_registration", placement)
+        if submission is None:
             return SubmissionResult.replayed(data["token"])
         contact = upsert_visitor(data, source=SOURCE)
         record_consents(form, contact, placement, ip=ip, source=SOURCE)
@@ -94,14 +83,7 @@ def _submit(request, form, placement, config, data, ip):
                 ],
                 source=SOURCE,
             )
-            urls = visitor_urls(request, back=request.POST.get("back", "") or "")
-            _payment, start = start_payment(
-                contribution,
-                provider=data.get("payment_method") or "offline",
-                email=data["email"],
-                client_ip=ip,
-                **urls,
-            )
+            start = start_visitor_payment(request, contribution, data)
             submission.contribution = contribution
             submission.instructions = start.instructions or ""
         waitlisted = any(p.status == ParticipantStatus.WAITLISTED for p in participants)

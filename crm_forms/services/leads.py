@@ -1,16 +1,14 @@
 """Contact us / lead capture."""
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils.translation import gettext as _
 
 from crm_core.services.activities import record_form_submission
 from crm_payments.services.velocity import client_ip
 
-from ..models import Submission
-from ..placement import sign_placement
 from ..tasks import send_form_email_task
-from .common import SubmissionResult, record_consents, thanks_url, upsert_visitor
+from .common import SubmissionResult, claim_submission, record_consents, thanks_url, upsert_visitor
 
 SOURCE = "form:contact"
 
@@ -24,12 +22,8 @@ def submit_message(request, form, placement, config):
     """
     data = form.cleaned_data
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                submission = Submission.objects.create(
-                    token=data["token"], kind="contact", placement=sign_placement(placement)[:255]
-                )
-        except IntegrityError:
+        submission = claim_submission(data["token"], "contact", placement)
+        if submission is None:
             return SubmissionResult.replayed(data["token"])
         contact = upsert_visitor(data, source=SOURCE)
         record_consents(form, contact, placement, ip=client_ip(request), source=SOURCE)

@@ -1,24 +1,25 @@
 """The membership form's submission service (joining)."""
 
-from contextlib import suppress
-
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from crm_core.services import contributions as contribution_services
 from crm_core.services import memberships as membership_services
-from crm_payments.exceptions import PaymentBlocked
-from crm_payments.services import velocity
-from crm_payments.services.payments import start_payment
 from crm_payments.services.velocity import client_ip
-from crm_payments.views import visitor_urls
 
-from ..models import Submission
-from ..placement import sign_placement
-from .common import SubmissionResult, record_consents, thanks_url, upsert_visitor
+from .common import (
+    SubmissionResult,
+    claim_submission,
+    keeping_payment_blocks,
+    record_consents,
+    start_visitor_payment,
+    thanks_url,
+    upsert_visitor,
+)
 
 SOURCE = "form:membership"
 
 
+@keeping_payment_blocks
 def submit_membership(request, form, placement, config):
     """Join the visitor to the chosen membership type, and start paying its fee.
 
@@ -30,26 +31,14 @@ def submit_membership(request, form, placement, config):
     becomes current when the payment completes (the core's ``complete``).
     """
     data = form.cleaned_data
-    ip = client_ip(request)
-    try:
-        return _submit(request, form, placement, config, data, ip)
-    except PaymentBlocked:
-        with suppress(PaymentBlocked):
-            velocity.check_payment_start(ip=ip, email=data["email"])
-        raise
+    return _submit(request, form, placement, config, data, client_ip(request))
 
 
 def _submit(request, form, placement, config, data, ip):
     kind = data["type"]
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                submission = Submission.objects.create(
-                    token=data["token"],
-                    kind="membership",
-                    placement=sign_placement(placement)[:255],
-                )
-        except IntegrityError:
+        submission = claim_submission(data["token"], "membership", placement)
+        if submission is None:
             return SubmissionResult.replayed(data["token"])
         contact = upsert_visitor(data, source=SOURCE)
         record_consents(form, contact, placement, ip=ip, source=SOURCE)
@@ -92,15 +81,7 @@ def _submit(request, form, placement, config, data, ip):
                 recurring=recurring,
                 source=SOURCE,
             )
-            urls = visitor_urls(request, back=request.POST.get("back", "") or "")
-            _payment, start = start_payment(
-                contribution,
-                provider=data["payment_method"],
-                email=data["email"],
-                client_ip=ip,
-                recurring=recurring,
-                **urls,
-            )
+            start = start_visitor_payment(request, contribution, data, recurring=recurring)
             submission.contribution = contribution
             submission.instructions = start.instructions or ""
         submission.membership = membership

@@ -1,7 +1,7 @@
 """Newsletter signup with double opt-in."""
 
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -13,9 +13,8 @@ from crm_core.services.groups import add_to_group
 from crm_payments.services.velocity import client_ip
 
 from ..models import Submission
-from ..placement import sign_placement
 from ..tasks import send_form_email_task
-from .common import SubmissionResult, thanks_url
+from .common import SubmissionResult, claim_submission, thanks_url
 
 SOURCE = "form:signup"
 CONFIRM_SALT = "crm_forms.signup-confirm"
@@ -31,12 +30,8 @@ def submit_signup(request, form, placement, config):
     """
     data = form.cleaned_data
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                submission = Submission.objects.create(
-                    token=data["token"], kind="signup", placement=sign_placement(placement)[:255]
-                )
-        except IntegrityError:
+        submission = claim_submission(data["token"], "signup", placement)
+        if submission is None:
             return SubmissionResult.replayed(data["token"])
         contact = upsert_contact(
             {"first_name": data["first_name"], "emails": [data["email"]]},
