@@ -15,6 +15,7 @@ from django.forms.utils import ErrorList
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
 from wagtail.blocks.struct_block import StructBlockValidationError
+from wagtail.rich_text import expand_db_html
 from wagtail.snippets.blocks import SnippetChooserBlock
 
 from crm_forms.kinds import get_kind
@@ -105,12 +106,17 @@ class CRMFormBlock(blocks.StructBlock):
         return ""
 
 
+def _rich_text_html(value):
+    # Wagtail stores links to pages and documents by id; visitors need hrefs.
+    return expand_db_html(value.source) if value else ""
+
+
 def _common_config(value):
     """The settings every CRM form block has, as crm_forms reads them."""
     return {
         "title": value.get("title") or "",
-        "intro": value["intro"].source if value.get("intro") else "",
-        "thank_you": value["thank_you"].source if value.get("thank_you") else "",
+        "intro": _rich_text_html(value.get("intro")),
+        "thank_you": _rich_text_html(value.get("thank_you")),
         "consent": _consent_config(value),
     }
 

@@ -7,6 +7,7 @@ import pytest
 from django.core import signing
 from wagtail.blocks.struct_block import StructBlockValidationError
 from wagtail.models import Page
+from wagtail.rich_text import RichText
 
 from crm_core.models import (
     ConsentRecord,
@@ -440,3 +441,15 @@ def test_an_unpublished_page_takes_no_more_gifts(client, donation_page):
     )
     assert response.status_code == 400
     assert nothing_saved()
+
+
+def test_links_to_pages_in_the_thank_you_text_reach_visitors_as_addresses(
+    client, donation_page, fund
+):
+    donation_page.body[0].value["thank_you"] = RichText(
+        f'<p>Read <a linktype="page" id="{donation_page.pk}">our news</a>.</p>'
+    )
+    donation_page.save_revision().publish()
+    response = donate(client, donation_page)
+    thanks = client.get(response["Location"]).content.decode()
+    assert f'<a href="{donation_page.url}">our news</a>' in thanks
