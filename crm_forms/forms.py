@@ -10,6 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 
 from crm_core.money import format_money, parse_amount
@@ -18,6 +19,11 @@ from crm_payments.providers import available_providers
 from .kinds import FREQUENCIES
 
 OTHER = "other"
+TRIBUTE_CHOICES = [
+    ("", _("No")),
+    ("in_honour", _("In honour of someone")),
+    ("in_memory", _("In memory of someone")),
+]
 FREQUENCY_LABELS = {
     "one_off": _("Once"),
     "monthly": _("Every month"),
@@ -36,11 +42,34 @@ class VisitorForm(forms.Form):
         widget=forms.TextInput(attrs={"autocomplete": "off", "tabindex": "-1"}),
     )
 
-    def __init__(self, *args, config, **kwargs):
+    # The signed personal link's token, carried from the page to the submission.
+    who = forms.CharField(required=False, max_length=500, widget=forms.HiddenInput)
+
+    def __init__(self, *args, config, visitor=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.config = config
+        self.visitor = visitor
         if not self.is_bound:
             self.initial.setdefault("token", uuid.uuid4())
+        if visitor is not None:
+            self.initial["who"] = visitor.token
+            for name in IDENTITY_FIELDS:
+                if name in self.fields:
+                    self.fields[name].required = False
+                    self.fields[name].widget = forms.HiddenInput()
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.visitor is not None:
+            # Who they are comes from the link or login, never from what was posted.
+            contact = self.visitor.contact
+            cleaned.update(
+                contact=contact,
+                first_name=contact.first_name,
+                last_name=contact.last_name,
+                email=self.visitor.email,
+            )
+        return cleaned
 
     @property
     def is_bot(self):
@@ -72,6 +101,9 @@ class VisitorForm(forms.Form):
         ]
 
 
+IDENTITY_FIELDS = ("first_name", "last_name", "email")
+
+
 class ContactFieldsMixin(forms.Form):
     first_name = forms.CharField(
         label=_("First name"),
@@ -100,6 +132,16 @@ class DonationForm(VisitorForm, ContactFieldsMixin):
         widget=forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
     )
     cover_fees = forms.BooleanField(required=False)
+    tribute = forms.ChoiceField(
+        label=_("Dedicate this gift"),
+        required=False,
+        widget=forms.RadioSelect,
+        choices=TRIBUTE_CHOICES,
+    )
+    tribute_first_name = forms.CharField(
+        label=_("Their first name"), max_length=100, required=False
+    )
+    tribute_last_name = forms.CharField(label=_("Their last name"), max_length=100, required=False)
     payment_method = forms.ChoiceField(label=_("How to pay"), widget=forms.RadioSelect)
 
     def __init__(self, *args, config, **kwargs):
@@ -129,8 +171,18 @@ class DonationForm(VisitorForm, ContactFieldsMixin):
             }
         else:
             del self.fields["cover_fees"]
+        if config.get("allow_tribute"):
+            self.initial.setdefault("tribute", "")
+        else:
+            for name in ("tribute", "tribute_first_name", "tribute_last_name"):
+                del self.fields[name]
         self.offer_payment_methods()
         self.add_consent_fields()
+
+    def tribute_fields(self):
+        if "tribute" not in self.fields:
+            return []
+        return [self["tribute_first_name"], self["tribute_last_name"]]
 
     def clean_other_amount(self):
         value = (self.cleaned_data.get("other_amount") or "").strip().replace(",", "")
@@ -175,6 +227,11 @@ class DonationForm(VisitorForm, ContactFieldsMixin):
                 allow_zero=True,
             )
         cleaned["gift"], cleaned["fees"] = base, extra
+        if cleaned.get("tribute"):
+            first = cleaned.get("tribute_first_name", "").strip()
+            last = cleaned.get("tribute_last_name", "").strip()
+            if not (first or last):
+                self.add_error("tribute_first_name", _("Give the name of the person."))
         frequency, method = cleaned.get("frequency"), cleaned.get("payment_method")
         recurring = frequency and FREQUENCIES[frequency]
         if recurring and method and not self.providers[method].supports_recurring:
@@ -186,6 +243,15 @@ class DonationForm(VisitorForm, ContactFieldsMixin):
 class MembershipForm(VisitorForm, ContactFieldsMixin):
     membership_type = forms.ChoiceField(label=_("Membership"), widget=forms.RadioSelect)
     auto_renew = forms.BooleanField(label=_("Renew automatically each time"), required=False)
+    on_behalf = forms.BooleanField(
+        label=_("I am joining on behalf of an organisation"), required=False
+    )
+    organisation_name = forms.CharField(
+        label=_("Organisation name"),
+        max_length=255,
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "organization"}),
+    )
     payment_method = forms.ChoiceField(label=_("How to pay"), widget=forms.RadioSelect)
 
     field_order = ["membership_type", "auto_renew", "first_name", "last_name", "email"]
@@ -196,15 +262,45 @@ class MembershipForm(VisitorForm, ContactFieldsMixin):
         super().__init__(*args, config=config, **kwargs)
         types = MembershipType.objects.in_bulk(config["membership_types"])
         self.types = {str(pk): types[pk] for pk in config["membership_types"] if pk in types}
+        self.renewals = self._renewals(self.visitor)
         self.fields["membership_type"].choices = [
-            (key, _membership_label(kind)) for key, kind in self.types.items()
+            (key, _membership_label(kind, self.renewals.get(key)))
+            for key, kind in self.types.items()
         ]
         if self.types:
-            self.initial.setdefault("membership_type", next(iter(self.types)))
+            first = next(iter(self.renewals), None) or next(iter(self.types))
+            self.initial.setdefault("membership_type", first)
         if all(kind.auto_renew == "no" for kind in self.types.values()):
             del self.fields["auto_renew"]
+        if not config.get("organisation_relationship"):
+            del self.fields["on_behalf"], self.fields["organisation_name"]
         self.offer_payment_methods()
         self.add_consent_fields()
+
+    def _renewals(self, visitor):
+        """{type key: membership} for what an identified visitor may renew here."""
+        from crm_core.models import Membership
+        from crm_core.services.memberships import paid_term_refusal
+
+        if visitor is None:
+            return {}
+        held = (
+            Membership.objects.filter(
+                contact=visitor.contact,
+                membership_type__in=[kind.pk for kind in self.types.values()],
+                membership_type__is_renewable_online=True,
+                inherited_from__isnull=True,
+            )
+            .exclude(status="pending")
+            .select_related("membership_type")
+            .order_by("-end_date", "-pk")
+        )
+        renewals = {}
+        for membership in held:
+            key = str(membership.membership_type_id)
+            if key not in renewals and not paid_term_refusal(membership):
+                renewals[key] = membership
+        return renewals
 
     def clean(self):
         cleaned = super().clean()
@@ -212,6 +308,12 @@ class MembershipForm(VisitorForm, ContactFieldsMixin):
         if kind is None:
             return cleaned
         cleaned["type"] = kind
+        cleaned["renewing"] = self.renewals.get(cleaned["membership_type"])
+        cleaned["organisation_name"] = (cleaned.get("organisation_name") or "").strip()
+        if cleaned.get("on_behalf"):
+            cleaned["renewing"] = None  # the organisation joins; the person's own stays as it is
+            if not cleaned["organisation_name"]:
+                self.add_error("organisation_name", _("Give the organisation's name."))
         auto = bool(cleaned.get("auto_renew"))
         if kind.auto_renew == "required":
             auto = True
@@ -224,10 +326,17 @@ class MembershipForm(VisitorForm, ContactFieldsMixin):
         return cleaned
 
 
-def _membership_label(kind):
+def _membership_label(kind, renewing=None):
+    price = format_money(kind.fee, kind.currency) if kind.fee else _("free")
+    if renewing is not None:
+        return _("Renew %(type)s: %(price)s (yours ends on %(end)s)") % {
+            "type": kind.name,
+            "price": price,
+            "end": date_format(renewing.end_date),
+        }
     if not kind.fee:
-        return f"{kind.name} ({_('free')})"
-    return f"{kind.name}: {format_money(kind.fee, kind.currency)}"
+        return f"{kind.name} ({price})"
+    return f"{kind.name}: {price}"
 
 
 class EventRegistrationForm(VisitorForm, ContactFieldsMixin):
@@ -274,22 +383,51 @@ class EventRegistrationForm(VisitorForm, ContactFieldsMixin):
             self.fields[f"guest_{n}_email"] = forms.EmailField(
                 label=_("Person %(n)d: email (optional)") % {"n": n}, max_length=254, required=False
             )
+        self.questions = [q for q in self.event.questions.all() if q.field.is_active]
+        for question in self.questions:
+            self.fields[f"q_{question.field.name}"] = question_field(question, required=True)
+        for n in self.guest_numbers:
+            for question in self.questions:
+                field = question_field(question, required=False)
+                field.label = _("Person %(n)d: %(label)s") % {"n": n, "label": field.label}
+                self.fields[f"guest_{n}_q_{question.field.name}"] = field
         self.offer_payment_methods()
         if not any(level.amount for level in self.levels.values()):
             del self.fields["payment_method"]  # nothing to pay
         self.add_consent_fields()
 
+    def question_fields(self):
+        return [self[f"q_{q.field.name}"] for q in self.questions]
+
     def guest_rows(self):
         return [
-            [self[f"guest_{n}_first_name"], self[f"guest_{n}_last_name"], self[f"guest_{n}_email"]]
+            [
+                self[f"guest_{n}_first_name"],
+                self[f"guest_{n}_last_name"],
+                self[f"guest_{n}_email"],
+                *(self[f"guest_{n}_q_{q.field.name}"] for q in self.questions),
+            ]
             for n in self.guest_numbers
         ]
+
+    def _answers(self, cleaned, prefix):
+        answers = {}
+        for question in self.questions:
+            name = f"{prefix}q_{question.field.name}"
+            value = cleaned.get(name)
+            if value in (None, "", []):
+                if prefix and question.is_required:
+                    self.add_error(name, _("This question must be answered."))
+                continue
+            answers[question.field.name] = value
+        return answers
 
     def clean(self):
         cleaned = super().clean()
         level = self.levels.get(cleaned.get("fee_level") or "") if self.levels else None
         cleaned["level"] = level
         seats = cleaned.get("seats") or 1
+        cleaned["answers"] = self._answers(cleaned, "")
         guests = []
         for n in self.guest_numbers:
             first = cleaned.get(f"guest_{n}_first_name", "")
@@ -298,9 +436,42 @@ class EventRegistrationForm(VisitorForm, ContactFieldsMixin):
             if n <= seats:
                 if not (first or last):
                     self.add_error(f"guest_{n}_first_name", _("Give this person's name."))
-                guests.append({"first_name": first, "last_name": last, "email": email})
+                guests.append(
+                    {
+                        "first_name": first,
+                        "last_name": last,
+                        "email": email,
+                        "answers": self._answers(cleaned, f"guest_{n}_"),
+                    }
+                )
         cleaned["guests"] = guests
         return cleaned
+
+
+def question_field(question, *, required):
+    """The form field asking an event's custom question; the core validates the answer."""
+    from crm_core.models import FieldType
+
+    custom = question.field
+    required = required and question.is_required
+    options = {"label": custom.label, "required": required, "help_text": custom.help_text}
+    kind = custom.field_type
+    if kind in (FieldType.NUMBER, FieldType.MONEY):
+        return forms.DecimalField(
+            max_digits=18, decimal_places=2 if kind == FieldType.MONEY else 4, **options
+        )
+    if kind == FieldType.DATE:
+        return forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), **options)
+    if kind == FieldType.BOOLEAN:
+        return forms.BooleanField(**options)
+    if kind == FieldType.CHOICE:
+        choices = [("", _("Choose…")), *((c, c) for c in custom.choices)]
+        return forms.ChoiceField(choices=choices, **options)
+    if kind == FieldType.MULTI_CHOICE:
+        return forms.MultipleChoiceField(
+            choices=[(c, c) for c in custom.choices], widget=forms.CheckboxSelectMultiple, **options
+        )
+    return forms.CharField(max_length=2000, **options)
 
 
 def _fee_label(level, currency):

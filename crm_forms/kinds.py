@@ -36,7 +36,12 @@ class FormKind:
         raise NotImplementedError
 
     def build_form(self, request, config, *, data=None):
-        return import_string(self.form_class)(data=data, config=config)
+        from .identity import identify, stranger_prefill
+
+        visitor = identify(request)
+        initial = {} if visitor else stranger_prefill(request)
+        form_class = import_string(self.form_class)
+        return form_class(data=data, config=config, visitor=visitor, initial=initial)
 
     def submit(self, request, form, placement, config):
         return import_string(self.service)(request, form, placement, config)
@@ -163,6 +168,7 @@ class DonationKind(FormKind):
             errors.setdefault("frequencies", []).append(
                 _("Monthly and annual gifts need a payment method that takes standing orders.")
             )
+        cleaned["allow_tribute"] = bool(config.get("allow_tribute"))
         cover = config.get("cover_fees_percent")
         cleaned["cover_fees_percent"] = None
         if cover not in (None, ""):
@@ -207,6 +213,11 @@ class MembershipKind(FormKind):
         elif len(cleaned["membership_types"]) != len(wanted):
             errors.setdefault("membership_types", []).append(
                 _("A membership type offered is no longer active.")
+            )
+        cleaned["organisation_relationship"] = None
+        if config.get("allow_organisation"):
+            cleaned["organisation_relationship"] = _organisation_relationship(
+                config.get("organisation_relationship"), errors
             )
         providers = _provider_ids()
         auto = [t for t in offered.values() if t.auto_renew == "required"]
@@ -315,6 +326,24 @@ class ContactKind(FormKind):
         if errors:
             raise ValidationError(errors)
         return cleaned
+
+
+def _organisation_relationship(pk, errors):
+    """The relationship type (person to organisation) of someone joining for one."""
+    from crm_core.models import RelationshipType
+
+    kind = RelationshipType.objects.filter(pk=_int(pk), is_active=True).first()
+    if kind is None or (kind.contact_kind_a, kind.contact_kind_b) not in (
+        ("individual", "organization"),
+        ("", "organization"),
+        ("individual", ""),
+        ("", ""),
+    ):
+        errors.setdefault("organisation_relationship", []).append(
+            _("Choose how the person joining is related to the organisation (e.g. Employee of).")
+        )
+        return None
+    return kind.pk
 
 
 def _int(value):

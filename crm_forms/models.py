@@ -30,7 +30,8 @@ class Submission(models.Model):
     next_url = models.CharField(_("where the visitor was sent"), max_length=2000, blank=True)
     thank_you = models.TextField(_("thank-you text shown"), blank=True)
     instructions = models.TextField(_("payment instructions shown"), blank=True)
-    #: What a confirmation link completes later (newsletter signup: the groups).
+    #: What a confirmation link completes later (newsletter signup: the groups),
+    #: and facts the thank-you page needs (membership: whether it was a renewal).
     pending = models.JSONField(_("waiting for confirmation"), default=dict, blank=True)
     confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
     created_at = models.DateTimeField(_("submitted"), auto_now_add=True)

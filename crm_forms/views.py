@@ -86,6 +86,7 @@ def thanks(request, token):
         {
             "submission": submission,
             "contribution": contribution,
+            "renewal": submission.pending.get("renewal", False),
             "amount": format_money(contribution.total_amount, contribution.currency)
             if contribution
             else "",

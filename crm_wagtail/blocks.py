@@ -159,6 +159,9 @@ class DonationFormBlock(CRMFormBlock):
     cover_fees_percent = blocks.DecimalBlock(
         label=_("Offer to cover the payment fees (percent)"), required=False, min_value=0
     )
+    allow_tribute = blocks.BooleanBlock(
+        label=_("Donors may give in honour or in memory of someone"), required=False
+    )
     payment_methods = _payment_methods_block()
     consent = _consent_block()
     thank_you = _thank_you_block()
@@ -182,6 +185,7 @@ class DonationFormBlock(CRMFormBlock):
             "campaign": getattr(value.get("campaign"), "pk", None),
             "frequencies": list(value.get("frequencies") or []),
             "cover_fees_percent": _text(value.get("cover_fees_percent")),
+            "allow_tribute": bool(value.get("allow_tribute")),
             "payment_methods": list(value.get("payment_methods") or []),
         }
 
@@ -198,6 +202,15 @@ class MembershipFormBlock(CRMFormBlock):
     membership_types = blocks.ListBlock(
         SnippetChooserBlock("crm_core.MembershipType"), label=_("Membership types offered")
     )
+    allow_organisation = blocks.BooleanBlock(
+        label=_("Visitors may join on behalf of an organisation"), required=False
+    )
+    organisation_relationship = SnippetChooserBlock(
+        "crm_core.RelationshipType",
+        label=_("How the person joining is related to the organisation"),
+        help_text=_("For example Employee of. Needed when visitors may join for an organisation."),
+        required=False,
+    )
     payment_methods = _payment_methods_block()
     consent = _consent_block()
     thank_you = _thank_you_block()
@@ -210,6 +223,10 @@ class MembershipFormBlock(CRMFormBlock):
         return {
             **_common_config(value),
             "membership_types": [t.pk for t in value.get("membership_types") or [] if t],
+            "allow_organisation": bool(value.get("allow_organisation")),
+            "organisation_relationship": getattr(
+                value.get("organisation_relationship"), "pk", None
+            ),
             "payment_methods": list(value.get("payment_methods") or []),
         }
 

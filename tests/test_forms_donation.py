@@ -453,3 +453,56 @@ def test_links_to_pages_in_the_thank_you_text_reach_visitors_as_addresses(
     response = donate(client, donation_page)
     thanks = client.get(response["Location"]).content.decode()
     assert f'<a href="{donation_page.url}">our news</a>' in thanks
+
+
+# -- in honour / in memory --------------------------------------------------------------------
+
+
+@pytest.fixture
+def tribute_page(fund):
+    parent = Page.objects.get(depth=2)
+    page = DonationPage(
+        title="Remember",
+        slug="remember",
+        body=[("donation_form", block_value(fund, allow_tribute=True, cover_fees_percent=None))],
+    )
+    parent.add_child(instance=page)
+    page.save_revision().publish()
+    page.refresh_from_db()
+    return page
+
+
+def test_a_gift_in_memory_soft_credits_a_new_contact_for_the_person_remembered(
+    client, tribute_page
+):
+    assert "In memory of someone" in client.get(tribute_page.url).content.decode()
+    response = donate(
+        client,
+        tribute_page,
+        cover_fees="on",
+        tribute="in_memory",
+        tribute_first_name="Grace",
+        tribute_last_name="Hopper",
+    )
+    assert response.status_code == 302
+    contribution = Contribution.objects.get()
+    credit = contribution.soft_credits.get()
+    assert (credit.kind, credit.amount) == ("in_memory", Decimal("25.00"))
+    assert (credit.contact.first_name, credit.contact.last_name) == ("Grace", "Hopper")
+    assert credit.contact != contribution.contact
+    assert Contact.objects.count() == 2
+
+
+def test_a_dedication_without_a_name_is_refused_and_saves_nothing(client, tribute_page):
+    response = donate(client, tribute_page, tribute="in_honour")
+    assert response.status_code == 400
+    assert "Give the name of the person." in response.content.decode()
+    assert nothing_saved()
+
+
+def test_no_dedication_is_offered_unless_the_editor_allows_it(client, donation_page):
+    html = client.get(donation_page.url).content.decode()
+    assert "In memory of someone" not in html
+    donate(client, donation_page, tribute="in_memory", tribute_first_name="Posted")
+    assert not Contribution.objects.get().soft_credits.exists()
+    assert Contact.objects.count() == 1

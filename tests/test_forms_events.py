@@ -161,3 +161,62 @@ def test_editors_cannot_allow_more_people_than_the_event_takes_at_once(event):
     with pytest.raises(StructBlockValidationError) as info:
         block.clean(value)
     assert "max_attendees" in info.value.block_errors
+
+
+# -- the event's own questions ----------------------------------------------------------------
+
+
+@pytest.fixture
+def questions_page(event):
+    from crm_core.models import EventQuestion
+    from tests.factories import CustomFieldFactory
+
+    diet = CustomFieldFactory(
+        name="diet",
+        label="Dietary needs",
+        field_type="choice",
+        choices=["None", "Vegetarian", "Vegan"],
+    )
+    shirt = CustomFieldFactory(name="tshirt_size", label="T-shirt size", field_type="text")
+    EventQuestion.objects.create(event=event, field=diet, is_required=True, weight=0)
+    EventQuestion.objects.create(event=event, field=shirt, is_required=False, weight=1)
+    return event_page(event)
+
+
+def test_the_events_questions_are_asked_of_each_person_and_stored_with_their_seat(
+    client, questions_page
+):
+    html = client.get(questions_page.url).content.decode()
+    assert "Dietary needs" in html and "Person 2: Dietary needs" in html
+    response = register(
+        client,
+        questions_page,
+        seats="2",
+        q_diet="Vegan",
+        q_tshirt_size="M",
+        guest_2_first_name="Joan",
+        guest_2_last_name="Clarke",
+        guest_2_q_diet="None",
+    )
+    assert response.status_code == 302
+    answers = {p.contact.first_name: p.answers for p in Participant.objects.all()}
+    assert answers == {"Alan": {"diet": "Vegan", "tshirt_size": "M"}, "Joan": {"diet": "None"}}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"q_diet": ""},
+        {"q_diet": "Carnivore"},
+        {"q_diet": "Vegan", "seats": "2", "guest_2_first_name": "Joan"},
+    ],
+    ids=["registrant-unanswered", "not-a-choice", "guest-unanswered"],
+)
+def test_a_required_question_unanswered_or_a_wrong_answer_books_nothing(
+    client, questions_page, data
+):
+    response = register(client, questions_page, **data)
+    assert response.status_code == 400
+    assert 'class="crm-form__error"' in response.content.decode()
+    assert not Participant.objects.exists()
+    assert not Contact.objects.exists()

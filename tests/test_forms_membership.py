@@ -175,3 +175,94 @@ def test_editors_cannot_offer_inactive_types_or_forced_renewal_without_card(type
     with pytest.raises(StructBlockValidationError) as info:
         block.clean(value)
     assert "payment_methods" in info.value.block_errors
+
+
+# -- joining for an organisation -------------------------------------------------------------
+
+
+@pytest.fixture
+def employee_of(db):
+    from tests.factories import RelationshipTypeFactory
+
+    return RelationshipTypeFactory(
+        slug="employee-of", label_a_to_b="Employee of", label_b_to_a="Employer of"
+    )
+
+
+@pytest.fixture
+def org_page(types, employee_of):
+    page = MembershipPage(
+        title="Corporate",
+        slug="corporate",
+        body=[
+            (
+                "membership_form",
+                {
+                    "title": "Join as an organisation",
+                    "membership_types": [types["individual"]],
+                    "allow_organisation": True,
+                    "organisation_relationship": employee_of,
+                    "payment_methods": ["offline"],
+                    "consent": [],
+                },
+            )
+        ],
+    )
+    Page.objects.get(depth=2).add_child(instance=page)
+    page.save_revision().publish()
+    page.refresh_from_db()
+    return page
+
+
+def test_joining_for_an_organisation_makes_it_the_member_and_relates_the_person(
+    client, org_page, types, employee_of
+):
+    from crm_core.models import Contact, Relationship
+
+    assert "I am joining on behalf of an organisation" in client.get(org_page.url).content.decode()
+    response = join(
+        client, org_page, types["individual"], on_behalf="on", organisation_name="  Acme Ltd "
+    )
+    assert response.status_code == 302
+    membership = Membership.objects.get()
+    organisation = membership.contact
+    assert (organisation.kind, organisation.organization_name) == ("organization", "Acme Ltd")
+    assert Contribution.objects.get().contact == organisation
+    person = Contact.objects.get(kind="individual")
+    relationship = Relationship.objects.get()
+    assert (relationship.contact_a, relationship.relationship_type, relationship.contact_b) == (
+        person,
+        employee_of,
+        organisation,
+    )
+
+
+def test_joining_for_an_organisation_needs_its_name(client, org_page, types):
+    response = join(client, org_page, types["individual"], on_behalf="on")
+    assert response.status_code == 400
+    assert "Give the organisation&#x27;s name." in response.content.decode()
+    assert not Membership.objects.exists()
+
+
+def test_the_organisation_choice_is_only_offered_when_the_editor_allows_it(
+    client, join_page, types
+):
+    assert "on behalf of an organisation" not in client.get(join_page.url).content.decode()
+    join(client, join_page, types["individual"], on_behalf="on", organisation_name="Posted")
+    assert Membership.objects.get().contact.kind == "individual"
+
+
+def test_editors_must_say_how_the_person_relates_to_the_organisation(types):
+    with pytest.raises(StructBlockValidationError) as caught:
+        MembershipFormBlock().clean(
+            MembershipFormBlock().to_python(
+                {
+                    "title": "Join",
+                    "membership_types": [types["individual"].pk],
+                    "allow_organisation": True,
+                    "payment_methods": ["offline"],
+                    "consent": [],
+                }
+            )
+        )
+    assert "organisation_relationship" in caught.value.block_errors

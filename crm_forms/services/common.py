@@ -60,8 +60,11 @@ def upsert_visitor(data, *, source):
 
     A visitor who types someone else's email must not rename them, so a match
     only fills in what the contact lacks; a weaker match creates a new contact
-    and queues the pair for staff (``upsert_contact``).
+    and queues the pair for staff (``upsert_contact``). A visitor identified
+    by a personal link or login is their own contact, as they are.
     """
+    if data.get("contact") is not None:
+        return data["contact"]
     return upsert_contact(
         {
             "first_name": data["first_name"],

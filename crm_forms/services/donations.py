@@ -5,6 +5,7 @@ from django.utils.translation import gettext as _
 
 from crm_core.models import Campaign, FinancialType
 from crm_core.services import contributions as contribution_services
+from crm_core.services.contacts import create_contact
 from crm_payments.services.velocity import client_ip
 
 from ..kinds import FREQUENCIES
@@ -34,6 +35,22 @@ def submit_donation(request, form, placement, config):
     """
     data = form.cleaned_data
     return _submit(request, form, placement, config, data, client_ip(request))
+
+
+def _tribute(data, gift):
+    """The soft credit of a gift made in honour or in memory of someone.
+
+    The person honoured is a new contact: a name alone is too weak to match
+    on, and staff merge them from the duplicates queue when they are known.
+    """
+    if not data.get("tribute"):
+        return []
+    honoured = create_contact(
+        source=SOURCE,
+        first_name=data["tribute_first_name"].strip(),
+        last_name=data["tribute_last_name"].strip(),
+    )
+    return [{"contact": honoured, "kind": data["tribute"], "amount": gift}]
 
 
 def _submit(request, form, placement, config, data, ip):
@@ -72,6 +89,7 @@ def _submit(request, form, placement, config, data, ip):
             financial_type=fund,
             campaign=campaign,
             recurring=recurring,
+            soft_credits=_tribute(data, gift),
             source=SOURCE,
         )
         start = start_visitor_payment(request, contribution, data, recurring=recurring)

@@ -57,11 +57,15 @@ def _submit(request, form, placement, config, data, ip):
             return SubmissionResult.replayed(data["token"])
         contact = upsert_visitor(data, source=SOURCE)
         record_consents(form, contact, placement, ip=ip, source=SOURCE)
-        people = [contact, *(_guest_contact(guest) for guest in data["guests"])]
+        people = [(contact, data["answers"])]
+        people += [(_guest_contact(guest), guest["answers"]) for guest in data["guests"]]
         participants = event_services.register(
             event,
             registered_by=contact,
-            attendees=[{"contact": person, "fee_level": level} for person in people],
+            attendees=[
+                {"contact": person, "fee_level": level, "answers": answers}
+                for person, answers in people
+            ],
             source=SOURCE,
         )
         submission.contact = contact

@@ -1,9 +1,11 @@
-"""The membership form's submission service (joining)."""
+"""The membership form's submission service: joining, or renewing through a personal link."""
 
 from django.db import transaction
 
 from crm_core.services import contributions as contribution_services
 from crm_core.services import memberships as membership_services
+from crm_core.services.contacts import upsert_contact
+from crm_core.services.relationships import create_relationship
 from crm_payments.services.velocity import client_ip
 
 from .common import (
@@ -27,11 +29,40 @@ def submit_membership(request, form, placement, config):
     consents shown, a pending membership with the type's dates, its pending
     contribution (and a standing order when it renews automatically) and the
     payment attempt. A free type is joined at once with no contribution.
+    A visitor identified by a personal link or login who holds a membership
+    of the chosen type renews it instead: the contribution pays a further
+    term of that membership, added when the payment completes (a free type
+    is renewed at once).
     Replays of the same form return the first submission. The membership
     becomes current when the payment completes (the core's ``complete``).
     """
     data = form.cleaned_data
     return _submit(request, form, placement, config, data, client_ip(request))
+
+
+def _organisation(person, name, config):
+    """The organisation a person joins for, matched or created, and related to them.
+
+    Matched on its name as the core's duplicate rules allow (a weak match
+    creates a new organisation and queues the pair for staff); the person
+    is related to it by the relationship type the editor chose, once.
+    """
+    from crm_core.models import Relationship, RelationshipType
+
+    organisation = upsert_contact(
+        {"kind": "organization", "organization_name": name},
+        source=SOURCE,
+        update_mode="fill_blanks",
+    ).contact
+    kind = RelationshipType.objects.get(pk=config["organisation_relationship"])
+    related = Relationship.objects.filter(
+        relationship_type=kind, contact_a=person, contact_b=organisation, is_active=True
+    )
+    if not related.exists():
+        create_relationship(
+            relationship_type=kind, contact_a=person, contact_b=organisation, source=SOURCE
+        )
+    return organisation
 
 
 def _submit(request, form, placement, config, data, ip):
@@ -40,16 +71,24 @@ def _submit(request, form, placement, config, data, ip):
         submission = claim_submission(data["token"], "membership", placement)
         if submission is None:
             return SubmissionResult.replayed(data["token"])
-        contact = upsert_visitor(data, source=SOURCE)
-        record_consents(form, contact, placement, ip=ip, source=SOURCE)
+        person = upsert_visitor(data, source=SOURCE)
+        record_consents(form, person, placement, ip=ip, source=SOURCE)
+        contact = person
+        if data.get("on_behalf"):
+            contact = _organisation(person, data["organisation_name"], config)
         free = not kind.fee
-        membership = membership_services.join(
-            contact,
-            kind,
-            pending=not free,
-            auto_renew=data["auto_renew"] and not free,
-            source=SOURCE,
-        )
+        membership = data.get("renewing")
+        submission.pending = {"renewal": membership is not None}
+        if membership is None:
+            membership = membership_services.join(
+                contact,
+                kind,
+                pending=not free,
+                auto_renew=data["auto_renew"] and not free,
+                source=SOURCE,
+            )
+        elif free:
+            membership = membership_services.renew(membership, source=SOURCE)
         submission.contact = contact
         submission.thank_you = config["thank_you"]
         start = None

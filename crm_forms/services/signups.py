@@ -33,11 +33,14 @@ def submit_signup(request, form, placement, config):
         submission = claim_submission(data["token"], "signup", placement)
         if submission is None:
             return SubmissionResult.replayed(data["token"])
-        contact = upsert_contact(
-            {"first_name": data["first_name"], "emails": [data["email"]]},
-            source=SOURCE,
-            update_mode="fill_blanks",
-        ).contact
+        contact = (
+            data.get("contact")
+            or upsert_contact(
+                {"first_name": data["first_name"], "emails": [data["email"]]},
+                source=SOURCE,
+                update_mode="fill_blanks",
+            ).contact
+        )
         submission.contact = contact
         submission.thank_you = config["thank_you"]
         submission.pending = {
