@@ -12,6 +12,11 @@ from django_tasks import task
 
 from .services.events import expire_waitlist_offers
 from .services.memberships import update_membership_statuses
+from .services.messages import (
+    send_membership_confirmation,
+    send_receipt,
+    send_registration_confirmation,
+)
 
 
 @task()
@@ -69,3 +74,21 @@ def run_import_task(job_id, dry_run=False, user_id=None):
         "errors": job.error_count,
         "duplicates": job.duplicate_count,
     }
+
+
+@task()
+def send_receipt_task(contribution_id):
+    """Email a paid contribution's receipt, once (``services.messages.send_receipt``)."""
+    return send_receipt(contribution_id)
+
+
+@task()
+def send_registration_confirmation_task(registration):
+    """Email a registration's confirmation with the event's .ics file, once."""
+    return send_registration_confirmation(registration)
+
+
+@task()
+def send_membership_confirmation_task(membership_id, renewal=False):
+    """Welcome a member or confirm a renewal, once per term."""
+    return send_membership_confirmation(membership_id, renewal=renewal)

@@ -57,6 +57,7 @@ from .memberships import (
     OffsetUnit,
     PeriodType,
 )
+from .messages import SentMessage
 from .relationships import Relationship, RelationshipType
 
 __all__ = [
@@ -119,6 +120,7 @@ __all__ = [
     "Relationship",
     "RelationshipType",
     "SEAT_STATUSES",
+    "SentMessage",
     "SoftCredit",
     "SoftCreditKind",
     "Tag",

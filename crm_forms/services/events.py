@@ -7,6 +7,8 @@ from crm_core.models import ParticipantStatus
 from crm_core.services import contributions as contribution_services
 from crm_core.services import events as event_services
 from crm_core.services.contacts import create_contact, upsert_contact
+from crm_core.services.messages import enqueue_after_commit
+from crm_core.tasks import send_registration_confirmation_task
 from crm_payments.services.velocity import client_ip
 
 from .common import (
@@ -98,4 +100,5 @@ def _submit(request, form, placement, config, data, ip):
             )
         submission.next_url = (start.redirect_url if start else "") or thanks_url(submission)
         submission.save()
+        enqueue_after_commit(send_registration_confirmation_task, str(participants[0].registration))
     return SubmissionResult(submission, instructions=submission.instructions)

@@ -5,7 +5,9 @@ from django.db import transaction
 from crm_core.services import contributions as contribution_services
 from crm_core.services import memberships as membership_services
 from crm_core.services.contacts import upsert_contact
+from crm_core.services.messages import enqueue_after_commit
 from crm_core.services.relationships import create_relationship
+from crm_core.tasks import send_membership_confirmation_task
 from crm_payments.services.velocity import client_ip
 
 from .common import (
@@ -126,4 +128,8 @@ def _submit(request, form, placement, config, data, ip):
         submission.membership = membership
         submission.next_url = (start.redirect_url if start else "") or thanks_url(submission)
         submission.save()
+        if free:  # paid terms are confirmed by the payment's receipt
+            enqueue_after_commit(
+                send_membership_confirmation_task, membership.pk, submission.pending["renewal"]
+            )
     return SubmissionResult(submission, instructions=start.instructions if start else "")

@@ -25,6 +25,8 @@ from crm_core.models import Contribution, ContributionStatus
 from crm_core.money import format_money
 from crm_core.services import contributions as core
 from crm_core.services.activities import record_system_event, user_or_none
+from crm_core.services.messages import enqueue_after_commit
+from crm_core.tasks import send_receipt_task
 
 from ..exceptions import ProviderError
 from ..models import Dispute, Payment, PaymentStatus, Refund, RefundStatus
@@ -134,6 +136,7 @@ def mark_payment_succeeded(
     contribution that is cancelled, or already paid by another attempt, is
     kept on the payment with ``needs_attention`` set and an entry in the
     payer's history, for staff to refund or reassign; it never raises for that.
+    When the contribution completes, its receipt is emailed by a task, once.
     """
     source = _source(payment.provider, source)
     with transaction.atomic():
@@ -171,6 +174,9 @@ def mark_payment_succeeded(
             actor=actor,
             source=source,
         )
+        # The payer hears from us once the money is ours: the receipt, which
+        # also says what it paid for (membership term, places at events).
+        enqueue_after_commit(send_receipt_task, contribution.pk)
     return locked
 
 
