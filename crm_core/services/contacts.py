@@ -495,6 +495,31 @@ def create_contact(
     Validates everything first and raises ``ValidationError`` (keyed by field)
     before writing anything. Records a "Contact created" system activity.
     """
+    return _insert_contact(
+        actor=actor,
+        source=source,
+        emails=emails,
+        phones=phones,
+        addresses=addresses,
+        tags=tags,
+        custom_fields=custom_fields,
+        **fields,
+    )
+
+
+def _insert_contact(
+    *,
+    actor=None,
+    source="",
+    emails=(),
+    phones=(),
+    addresses=(),
+    tags=None,
+    custom_fields=None,
+    **fields,
+):
+    # create_contact without its transaction, for services already in one of
+    # their own (a savepoint inside theirs would only cost two round trips).
     fields = _clean_scalar_fields(fields)
     email_rows = clean_emails(emails or [])
     phone_rows = clean_phones(phones or [])
@@ -680,13 +705,30 @@ def _match_name_key(data):
     return key
 
 
+def _match_by_name(key, phones, postcodes, add):
+    named = Contact.objects.filter(name_key=key)
+    # Rows only compared when the data has some to compare with.
+    if phones:
+        named = named.prefetch_related("phones")
+    if postcodes:
+        named = named.prefetch_related("addresses")
+    for contact in named[:50]:
+        if phones and any(p.number in phones for p in contact.phones.all()):
+            add(contact, "name+phone")
+        if postcodes and any(
+            a.postal_code_normalized in postcodes for a in contact.addresses.all()
+        ):
+            add(contact, "name+postcode")
+        add(contact, "name")
+
+
 def match_contact(data, *, min_score=None):
     """Find existing contacts that ``data`` (the fields create_contact takes)
     may describe, best first.
 
     Rules: same email (100); same normalized name and phone (85); same
     normalized name and postcode (85); same name alone (40). Invalid emails
-    and phones in ``data`` are ignored here. Runs a fixed number of queries.
+    and phones in ``data`` are ignored here. Runs at most four queries.
     """
     min_score = crm_setting("MATCH_MIN_SCORE") if min_score is None else min_score
     found = {}
@@ -720,15 +762,16 @@ def match_contact(data, *, min_score=None):
             and isinstance(item.get("postal_code"), str)
             and item.get("postal_code").strip()
         ]
-        named = Contact.objects.filter(name_key=key).prefetch_related("phones", "addresses")
-        for contact in named[:50]:
-            if phones and any(p.number in phones for p in contact.phones.all()):
-                add(contact, "name+phone")
-            if postcodes and any(
-                a.postal_code_normalized in postcodes for a in contact.addresses.all()
-            ):
-                add(contact, "name+postcode")
-            add(contact, "name")
+        # With no phone or postcode, a name alone scores too little to be
+        # returned: the name can only add its reason to contacts the email
+        # found, so without one of those bearing it there is nothing to look up.
+        if (
+            phones
+            or postcodes
+            or MATCH_SCORES["name"] >= min_score
+            or any(c.contact.name_key == key for c in found.values())
+        ):
+            _match_by_name(key, phones, postcodes, add)
     candidates = [c for c in found.values() if c.score >= min_score]
     candidates.sort(key=lambda c: (-c.score, c.contact.pk))
     return candidates
@@ -765,7 +808,7 @@ def upsert_contact(data, *, actor=None, source="", update_mode="update"):
         update_matched_contact(contact, data, actor=actor, source=source, update_mode=update_mode)
         contact.refresh_from_db()
         return UpsertResult(contact, False, candidates)
-    contact = create_contact(actor=actor, source=source, **data)
+    contact = _insert_contact(actor=actor, source=source, **data)
     for candidate in candidates:
         flag_possible_duplicate(
             contact,

@@ -59,6 +59,10 @@ class PaymentProvider:
     #: Paid by hand and marked paid by staff (no hosted page, no webhook).
     is_offline = False
     supports_recurring = False
+    #: ``start`` may rely on the payment being saved (it calls out, or a retry
+    #: must find the row). A provider whose ``start`` only reads the payment
+    #: sets False: the payment is then written once, with what ``start`` gave.
+    start_needs_saved_payment = True
 
     def is_configured(self):
         """False when settings it needs are missing; it is then not offered."""

@@ -14,6 +14,7 @@ class OfflineProvider(PaymentProvider):
     verbose_name = gettext_lazy("Pay later (bank transfer or cheque)")
     payment_method = PaymentMethod.BANK_TRANSFER
     is_offline = True
+    start_needs_saved_payment = False
 
     def start(self, payment, *, return_url, cancel_url, recurring=None):
         instructions = payments_setting("OFFLINE_PAYMENT_INSTRUCTIONS") or _(

@@ -83,7 +83,7 @@ def start_payment(
     email = (email or "").strip()[:254]
     if not provider.is_offline:
         velocity.check_payment_start(ip=client_ip, email=email)
-    payment = Payment.objects.create(
+    payment = Payment(
         contribution=contribution,
         provider=provider.identifier,
         amount=contribution.total_amount,
@@ -91,6 +91,8 @@ def start_payment(
         email=email,
         client_ip=client_ip,
     )
+    if provider.start_needs_saved_payment:
+        payment.save()
     reference = str(payment.reference)
     return_url = return_url.replace(REFERENCE_PLACEHOLDER, reference)
     cancel_url = cancel_url.replace(REFERENCE_PLACEHOLDER, reference)
@@ -101,10 +103,14 @@ def start_payment(
     except ProviderError as error:
         payment.status = PaymentStatus.FAILED
         payment.failure_reason = str(error.message)[:255]
-        payment.save(update_fields=["status", "failure_reason", "updated_at"])
+        if payment.pk is None:
+            payment.save()
+        else:
+            payment.save(update_fields=["status", "failure_reason", "updated_at"])
         raise
     payment.status = PaymentStatus.PENDING
     payment.redirect_url = start.redirect_url
+    # Inserts the payment if the provider did not need it saved first.
     payment.save()
     return payment, start
 
