@@ -1,10 +1,15 @@
 """Page types with CRM forms, usable as they are or mixed into a site's own pages."""
 
 from django.db import models
+from django.http import HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
+from wagtail.contrib.routable_page.models import RoutablePageMixin, path
 from wagtail.fields import RichTextField, StreamField
 from wagtail.models import Page
+
+from crm_core.models import Event
 
 from .blocks import CRM_FORM_BLOCKS
 
@@ -59,9 +64,16 @@ class MembershipPage(CRMBodyPage):
         verbose_name_plural = _("membership pages")
 
 
-class EventPage(Page):
+def _calendar_response(content, filename):
+    response = HttpResponse(content, content_type="text/calendar; charset=utf-8")
+    response["Content-Disposition"] = f'inline; filename="{filename}"'
+    return response
+
+
+class EventPage(RoutablePageMixin, Page):
     """A page about one core Event: when and where, price and seats left, and
-    a body where the editor places its registration form."""
+    a body where the editor places its registration form. ``calendar/`` below
+    the page is the event as an .ics file for a visitor's calendar."""
 
     template = "crm_wagtail/pages/event_page.html"
     event = models.ForeignKey(
@@ -95,6 +107,76 @@ class EventPage(Page):
             seats_left=None if event.capacity is None else seats_left(event),
         )
         return context
+
+    @path("")
+    def event_view(self, request):
+        return self.render(request)
+
+    @path("calendar/", name="ics")
+    def ics_view(self, request):
+        from crm_core.ical import event_ics
+
+        content = event_ics(self.event, url=self.get_full_url(request) or "")
+        return _calendar_response(content, f"{self.event.slug or 'event'}.ics")
+
+
+class EventIndexPage(RoutablePageMixin, Page):
+    """Upcoming events: the live event pages below it, soonest first, with
+    seats left, and ``calendar/``, an .ics feed of the same events that
+    calendar apps subscribe to."""
+
+    template = "crm_wagtail/pages/event_index_page.html"
+    intro = RichTextField(_("introduction"), blank=True)
+
+    content_panels = [*Page.content_panels, "intro"]
+    subpage_types = ["crm_wagtail.EventPage"]
+
+    class Meta:
+        verbose_name = _("event index page")
+        verbose_name_plural = _("event index pages")
+
+    def upcoming(self):
+        """[(event page, local start, seats left or None)] of live, public events not yet ended.
+
+        Three queries however many events: the pages, their events with
+        seats taken counted in the same query, and the site root for URLs.
+        """
+        from crm_core.selectors.events import seats_left_of, with_seats
+
+        pages = list(EventPage.objects.child_of(self).live().public())
+        events = with_seats(
+            Event.objects.filter(
+                pk__in=[page.event_id for page in pages],
+                is_active=True,
+                is_public=True,
+                ends_at__gte=timezone.now(),
+            )
+        ).in_bulk()
+        rows = [(page, events[page.event_id]) for page in pages if page.event_id in events]
+        rows.sort(key=lambda row: (row[1].starts_at, row[0].pk))
+        for page, event in rows:
+            page.event = event  # the annotated row: no query per page
+        return [
+            (page, event.starts_at.astimezone(event.zone), seats_left_of(event))
+            for page, event in rows
+        ]
+
+    @path("")
+    def index_view(self, request):
+        return self.render(request, context_overrides={"events": self.upcoming()})
+
+    @path("calendar/", name="feed")
+    def feed_view(self, request):
+        from crm_core.ical import events_feed_ics
+
+        rows = self.upcoming()
+        urls = {page.event_id: page.get_full_url(request) or "" for page, *_ in rows}
+        content = events_feed_ics(
+            [page.event for page, *_ in rows],
+            name=self.title,
+            url_for=lambda event: urls.get(event.pk, ""),
+        )
+        return _calendar_response(content, "events.ics")
 
 
 class FormPage(CRMBodyPage):

@@ -283,3 +283,20 @@ def test_a_pay_later_gift_sends_nothing_until_paid_and_a_bounced_address_gets_no
     email.save()
     assert send_receipt(contribution.pk) is True
     assert mail.outbox[0].to == ["alan@example.org"]
+
+
+def test_a_deceased_members_welcome_is_not_sent(
+    client, membership_page, django_capture_on_commit_callbacks
+):
+    from crm_core.models import Membership, MembershipType
+
+    friend = MembershipType.objects.get(name="Friend")
+    submit(client, membership_page, membership_type=str(friend.pk), payment_method="offline")
+    membership = Membership.objects.get()
+    membership.contact.is_deceased = True
+    membership.contact.save()
+    assert send_membership_confirmation(membership.pk) is False
+    assert mail.outbox == []
+    membership.contact.is_deceased = False
+    membership.contact.save()
+    assert send_membership_confirmation(membership.pk) is True

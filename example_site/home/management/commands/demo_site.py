@@ -14,14 +14,16 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils.html import format_html
 from wagtail.models import Page, Site
 
 from crm_core.models import FinancialType, Group, MembershipType
 from crm_core.selectors.events import upcoming_public_events, with_seats
-from crm_wagtail.models import DonationPage, EventPage, FormPage, MembershipPage
+from crm_wagtail.models import DonationPage, EventIndexPage, EventPage, FormPage, MembershipPage
 from example_site.home.models import HomePage
 
 ADMIN_USERNAME = "admin"
+MAX_DEMO_EVENT_PAGES = 6
 INTRO = """
 <p>This is the demo of a CRM that lives inside a Wagtail site. Staff run
 contacts, households, organisations, groups, consent and each contact's
@@ -54,7 +56,7 @@ class Command(BaseCommand):
             f"Donation page {'created' if created else 'already there'}: {donate.url}"
         )
         self.stdout.write(self.ensure_membership_page(home))
-        self.stdout.write(self.ensure_event_page(home))
+        self.stdout.write(self.ensure_event_pages(home))
         self.stdout.write(self.ensure_contact_page(home))
         self.stdout.write(self.ensure_admin(base_url.rstrip("/")))
 
@@ -96,43 +98,44 @@ class Command(BaseCommand):
         return f"Contact page created: {page.url}"
 
     @transaction.atomic
-    def ensure_event_page(self, home):
-        existing = EventPage.objects.child_of(home).filter(slug="next-event").first()
-        if existing is not None:
-            return f"Event page already there: {existing.url}"
-        events = list(with_seats(upcoming_public_events()))
-        # Prefer an event with seats left and a price, so every step can be tried.
-        events.sort(
-            key=lambda e: (
-                e.capacity is not None and e.seats_taken >= e.capacity,
-                not any(level.amount for level in e.fee_levels.all()),
+    def ensure_event_pages(self, home):
+        """/events/: the upcoming events, each on its page with a registration form."""
+        index = EventIndexPage.objects.child_of(home).filter(slug="events").first()
+        if index is not None:
+            return f"Events pages already there: {index.url}"
+        events = list(with_seats(upcoming_public_events())[:MAX_DEMO_EVENT_PAGES])
+        if not events:
+            return "Events pages not made: no upcoming event yet (run crm_demo_data first)."
+        index = EventIndexPage(
+            title="What's on",
+            slug="events",
+            intro="<p>Come along: most of our events are free, and all are open to everyone.</p>",
+        )
+        home.add_child(instance=index)
+        index.save_revision().publish()
+        for event in events:
+            page = EventPage(
+                title=event.title,
+                slug=event.slug,
+                event=event,
+                intro=format_html("<p>{}</p>", event.summary) if event.summary else "",
+                body=[
+                    (
+                        "event_registration_form",
+                        {
+                            "title": "Book your place",
+                            "event": event,
+                            "max_attendees": min(4, event.max_seats_per_registration),
+                            "payment_methods": ["stripe", "offline"],
+                            "consent": [],
+                            "thank_you": "<p>See you there!</p>",
+                        },
+                    )
+                ],
             )
-        )
-        event = events[0] if events else None
-        if event is None:
-            return "Event page not made: no upcoming event yet (run crm_demo_data first)."
-        page = EventPage(
-            title=event.title,
-            slug="next-event",
-            event=event,
-            intro=f"<p>{event.summary}</p>" if event.summary else "",
-            body=[
-                (
-                    "event_registration_form",
-                    {
-                        "title": "Book your place",
-                        "event": event,
-                        "max_attendees": min(4, event.max_seats_per_registration),
-                        "payment_methods": ["stripe", "offline"],
-                        "consent": [],
-                        "thank_you": "<p>See you there!</p>",
-                    },
-                )
-            ],
-        )
-        home.add_child(instance=page)
-        page.save_revision().publish()
-        return f"Event page created: {page.url}"
+            index.add_child(instance=page)
+            page.save_revision().publish()
+        return f"Events pages created: {index.url} with {len(events)} events"
 
     @transaction.atomic
     def ensure_membership_page(self, home):
