@@ -1,5 +1,6 @@
 """Page types with CRM forms, usable as they are or mixed into a site's own pages."""
 
+from django.conf import settings
 from django.db import models
 from django.http import HttpResponse
 from django.utils import timezone
@@ -28,21 +29,53 @@ def crm_body_field(**kwargs):
 BODY_TEMPLATE = "crm_wagtail/pages/form_page.html"
 
 
-class CRMBodyPage(Page):
+def offers_page_types():
+    """Whether editors may create this app's own page types.
+
+    ``CRM_WAGTAIL_PAGE_TYPES = False`` hides them from "Add child page" for a
+    site that builds its page types on its own base page with the mixins
+    below; pages already made keep working.
+    """
+    return getattr(settings, "CRM_WAGTAIL_PAGE_TYPES", True)
+
+
+class OfferedPageType:
+    """This app's own page types: offered to editors unless the site says not."""
+
+    @classmethod
+    def can_create_at(cls, parent):
+        return offers_page_types() and super().can_create_at(parent)
+
+
+class CRMBodyPageMixin(models.Model):
+    """An introduction and a body of text and CRM forms, for any page model.
+
+    Mix it into a site's own base page (``class AppealPage(CRMBodyPageMixin,
+    SitePage)``) to keep that base page's fields, templates and behaviour;
+    ``crm_content_panels`` lists its panels to add to the page's own.
+    """
+
+    intro = RichTextField(_("introduction"), blank=True)
+    body = crm_body_field()
+
+    crm_content_panels = ["intro", "body"]
+
+    class Meta:
+        abstract = True
+
+
+class CRMBodyPage(OfferedPageType, CRMBodyPageMixin, Page):
     """A page with an introduction and a body of text and CRM forms.
 
-    A site's own page shows CRM forms the same way: a ``crm_body_field()``
-    (or its own StreamField with ``CRM_FORM_BLOCKS``) rendered with
-    ``{% crm_stream page.body %}`` from ``crm_forms_tags``.
+    A site's own page shows CRM forms the same way: ``CRMBodyPageMixin``, a
+    ``crm_body_field()`` or its own StreamField with ``CRM_FORM_BLOCKS``,
+    rendered with ``{% crm_stream page.body %}`` from ``crm_forms_tags``.
     """
 
     # Wagtail gives each page class a template named after it unless the class
     # itself names one: each subclass repeats ``template = BODY_TEMPLATE``.
     template = BODY_TEMPLATE
-    intro = RichTextField(_("introduction"), blank=True)
-    body = crm_body_field()
-
-    content_panels = [*Page.content_panels, "intro", "body"]
+    content_panels = [*Page.content_panels, *CRMBodyPageMixin.crm_content_panels]
 
     class Meta:
         abstract = True
@@ -70,23 +103,25 @@ def _calendar_response(content, filename):
     return response
 
 
-class EventPage(RoutablePageMixin, Page):
+class EventPageMixin(RoutablePageMixin, models.Model):
     """A page about one core Event: when and where, price and seats left, and
     a body where the editor places its registration form. ``calendar/`` below
-    the page is the event as an .ics file for a visitor's calendar."""
+    the page is the event as an .ics file for a visitor's calendar.
 
-    template = "crm_wagtail/pages/event_page.html"
+    Mix it into a site's own base page (``class ClubEventPage(EventPageMixin,
+    SitePage)``); an ``EventIndexPageMixin`` page lists every such page below it.
+    """
+
     event = models.ForeignKey(
         "crm_core.Event", on_delete=models.PROTECT, related_name="+", verbose_name=_("event")
     )
     intro = RichTextField(_("introduction"), blank=True)
     body = crm_body_field()
 
-    content_panels = [*Page.content_panels, "event", "intro", "body"]
+    crm_content_panels = ["event", "intro", "body"]
 
     class Meta:
-        verbose_name = _("event page")
-        verbose_name_plural = _("event pages")
+        abstract = True
 
     def get_context(self, request, *args, **kwargs):
         from zoneinfo import ZoneInfo
@@ -120,30 +155,53 @@ class EventPage(RoutablePageMixin, Page):
         return _calendar_response(content, f"{self.event.slug or 'event'}.ics")
 
 
-class EventIndexPage(RoutablePageMixin, Page):
-    """Upcoming events: the live event pages below it, soonest first, with
-    seats left, and ``calendar/``, an .ics feed of the same events that
-    calendar apps subscribe to."""
-
-    template = "crm_wagtail/pages/event_index_page.html"
-    intro = RichTextField(_("introduction"), blank=True)
-
-    content_panels = [*Page.content_panels, "intro"]
-    subpage_types = ["crm_wagtail.EventPage"]
+class EventPage(OfferedPageType, EventPageMixin, Page):
+    template = "crm_wagtail/pages/event_page.html"
+    content_panels = [*Page.content_panels, *EventPageMixin.crm_content_panels]
 
     class Meta:
-        verbose_name = _("event index page")
-        verbose_name_plural = _("event index pages")
+        verbose_name = _("event page")
+        verbose_name_plural = _("event pages")
+
+
+def event_page_models():
+    """Every concrete page model built on ``EventPageMixin``, this app's and the site's."""
+    from wagtail.models import get_page_models
+
+    return [
+        model
+        for model in get_page_models()
+        if issubclass(model, EventPageMixin) and not model._meta.abstract
+    ]
+
+
+class EventIndexPageMixin(RoutablePageMixin, models.Model):
+    """Upcoming events: the live event pages below it, soonest first, with
+    seats left, and ``calendar/``, an .ics feed of the same events that
+    calendar apps subscribe to. Mix it into a site's own base page as
+    ``EventPageMixin``."""
+
+    intro = RichTextField(_("introduction"), blank=True)
+
+    crm_content_panels = ["intro"]
+
+    class Meta:
+        abstract = True
 
     def upcoming(self):
         """[(event page, local start, seats left or None)] of live, public events not yet ended.
 
-        Three queries however many events: the pages, their events with
-        seats taken counted in the same query, and the site root for URLs.
+        A fixed number of queries however many events: the pages (one query
+        per event page model), their events with seats taken counted in the
+        same query, and the site root for URLs.
         """
         from crm_core.selectors.events import seats_left_of, with_seats
 
-        pages = list(EventPage.objects.child_of(self).live().public())
+        pages = [
+            page
+            for model in event_page_models()
+            for page in model.objects.child_of(self).live().public()
+        ]
         events = with_seats(
             Event.objects.filter(
                 pk__in=[page.event_id for page in pages],
@@ -177,6 +235,16 @@ class EventIndexPage(RoutablePageMixin, Page):
             url_for=lambda event: urls.get(event.pk, ""),
         )
         return _calendar_response(content, "events.ics")
+
+
+class EventIndexPage(OfferedPageType, EventIndexPageMixin, Page):
+    template = "crm_wagtail/pages/event_index_page.html"
+    content_panels = [*Page.content_panels, *EventIndexPageMixin.crm_content_panels]
+    subpage_types = ["crm_wagtail.EventPage"]
+
+    class Meta:
+        verbose_name = _("event index page")
+        verbose_name_plural = _("event index pages")
 
 
 class FormPage(CRMBodyPage):

@@ -26,3 +26,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {  # noqa: F405
         "NAME": os.path.join(tempfile.gettempdir(), f"crm-tests-{os.getpid()}.sqlite3")
     }
+
+# A site's own page types on the CRM mixins (tests/test_site_page_types.py).
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.site_pages"]  # noqa: F405
