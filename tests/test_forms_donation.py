@@ -506,3 +506,35 @@ def test_no_dedication_is_offered_unless_the_editor_allows_it(client, donation_p
     donate(client, donation_page, tribute="in_memory", tribute_first_name="Posted")
     assert not Contribution.objects.get().soft_credits.exists()
     assert Contact.objects.count() == 1
+
+
+# -- previews ---------------------------------------------------------------------------------
+
+
+def test_a_draft_preview_shows_the_real_form_with_a_note(fund):
+    draft = DonationPage(
+        title="Draft appeal", slug="draft", live=False, body=[("donation_form", block_value(fund))]
+    )
+    Page.objects.get(depth=2).add_child(instance=draft)
+    draft.save_revision()  # a draft: never published
+
+    html = draft.make_preview_request().content.decode()
+
+    assert "Preview: this form works once the page is published." in html
+    assert "10.00 GBP a week of tea" in html
+    assert 'name="email"' in html and 'name="placement"' in html
+
+
+def test_a_preview_of_settings_the_block_refuses_says_they_are_incomplete(fund):
+    draft = DonationPage(
+        title="Draft appeal",
+        slug="draft",
+        live=False,
+        body=[("donation_form", block_value(fund, min_amount="50", max_amount="20"))],
+    )
+    Page.objects.get(depth=2).add_child(instance=draft)
+
+    html = draft.make_preview_request().content.decode()
+
+    assert "This form&#x27;s settings are not complete yet." in html
+    assert 'name="placement"' not in html
