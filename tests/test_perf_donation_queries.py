@@ -22,6 +22,7 @@ from crm_forms.models import Submission
 from crm_payments.models import Payment
 from crm_wagtail.models import DonationPage
 from tests.factories import FinancialTypeFactory
+from tests.test_forms_donation import form_fields
 
 pytestmark = pytest.mark.django_db
 
@@ -68,16 +69,6 @@ def page(fund):
     page.save_revision().publish()
     page.refresh_from_db()
     return page
-
-
-def form_fields(client, page):
-    html = client.get(page.url).content.decode()
-    fields = {}
-    for name in ("placement", "token", "back"):
-        marker = f'name="{name}" value="'
-        start = html.index(marker) + len(marker)
-        fields[name] = html[start : html.index('"', start)]
-    return fields
 
 
 def gift(n, **data):

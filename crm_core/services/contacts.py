@@ -479,32 +479,15 @@ def _field_change(old, new):
 
 
 @transaction.atomic
-def create_contact(
-    *,
-    actor=None,
-    source="",
-    emails=(),
-    phones=(),
-    addresses=(),
-    tags=None,
-    custom_fields=None,
-    **fields,
-):
+def create_contact(**data):
     """Create a contact with its emails, phones, addresses, tags and custom values.
 
+    Takes ``actor``, ``source``, ``emails``, ``phones``, ``addresses``,
+    ``tags``, ``custom_fields`` and the contact's own fields, by keyword.
     Validates everything first and raises ``ValidationError`` (keyed by field)
     before writing anything. Records a "Contact created" system activity.
     """
-    return _insert_contact(
-        actor=actor,
-        source=source,
-        emails=emails,
-        phones=phones,
-        addresses=addresses,
-        tags=tags,
-        custom_fields=custom_fields,
-        **fields,
-    )
+    return _insert_contact(**data)
 
 
 def _insert_contact(
