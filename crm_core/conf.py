@@ -34,6 +34,30 @@ DEFAULTS = {
     # How long a signed personal link (renew, update my details, manage my
     # subscriptions) sent by email stays valid, in seconds.
     "CONTACT_LINK_MAX_AGE": 60 * 60 * 24 * 60,
+    # Reports (LYBUNT/SYBUNT): month a reporting year starts in; 1 = calendar
+    # years, 4 = April to March.
+    "FISCAL_YEAR_START_MONTH": 1,
+    # Where links in emails point: the public site's address ("https://example.org").
+    # Blank: WAGTAILADMIN_BASE_URL.
+    "SITE_BASE_URL": "",
+    # Paths (on SITE_BASE_URL) of the pages holding the forms that personal
+    # links in mailings open, signed for the contact: {{ renew_url }},
+    # {{ update_details_url }}, {{ manage_subscriptions_url }}. Blank: the
+    # token renders as nothing.
+    "PERSONAL_LINK_PAGES": {"renew": "", "update_details": "", "manage_subscriptions": ""},
+    # Mailings (docs/communications.md): recipients claimed per batch, messages
+    # per second per worker (0: no limit), seconds after which a batch claimed
+    # by a worker that stopped answering is sent again (keep it well above
+    # MAILING_BATCH_SIZE / MAILING_RATE_LIMIT), seconds a task sends before it
+    # re-enqueues itself.
+    "MAILING_BATCH_SIZE": 100,
+    "MAILING_RATE_LIMIT": 10,
+    "MAILING_CLAIM_TIMEOUT": 15 * 60,
+    "MAILING_TASK_TIME_BUDGET": 5 * 60,
+    # Optional address for "List-Unsubscribe: <mailto:...>"; blank: only the link.
+    "MAILING_UNSUBSCRIBE_MAILTO": "",
+    # How long the unsubscribe link of a mailing keeps working, in seconds.
+    "MAILING_UNSUBSCRIBE_MAX_AGE": 60 * 60 * 24 * 365 * 2,
 }
 
 

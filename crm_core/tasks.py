@@ -10,6 +10,7 @@ import datetime
 
 from django_tasks import task
 
+from .conf import crm_setting
 from .services.events import expire_waitlist_offers
 from .services.memberships import update_membership_statuses
 from .services.messages import (
@@ -92,3 +93,46 @@ def send_registration_confirmation_task(registration):
 def send_membership_confirmation_task(membership_id, renewal=False):
     """Welcome a member or confirm a renewal, once per term."""
     return send_membership_confirmation(membership_id, renewal=renewal)
+
+
+@task()
+def send_mailing_task(mailing_id):
+    """Send a mailing's pending recipients in batches (``services.mailings.send_pending``).
+
+    Sends for at most ``MAILING_TASK_TIME_BUDGET`` seconds, then enqueues
+    itself again, so one long mailing does not hold a worker for hours and a
+    deploy in between loses nothing. Several of these may run at once for one
+    mailing: each claims its own recipients. Returns the progress as a dict.
+    """
+    from .models import Mailing
+    from .services.mailings import MailingDeliveryInterrupted, send_pending
+
+    mailing = Mailing.objects.filter(pk=mailing_id).first()
+    if mailing is None:
+        return {"handled": 0, "finished": False, "more": False}
+    try:
+        progress = send_pending(mailing)
+    except MailingDeliveryInterrupted:
+        # The mail server is away: try again in a minute where the backend can wait.
+        _enqueue_mailing_again(mailing_id, delay=60)
+        raise
+    if progress.out_of_time:
+        _enqueue_mailing_again(mailing_id)
+    elif not progress.finished:
+        mailing.refresh_from_db(fields=["status"])
+        if mailing.status == "sending":
+            # Only rows claimed by another worker are left. If that worker
+            # died, its claim goes stale after MAILING_CLAIM_TIMEOUT: look again
+            # then, so the mailing finishes without anyone re-sending it.
+            _enqueue_mailing_again(mailing_id, delay=crm_setting("MAILING_CLAIM_TIMEOUT") + 1)
+    return progress.as_dict()
+
+
+def _enqueue_mailing_again(mailing_id, delay=0):
+    from django.utils import timezone
+
+    if delay and send_mailing_task.get_backend().supports_defer:
+        run_after = timezone.now() + datetime.timedelta(seconds=delay)
+        send_mailing_task.using(run_after=run_after).enqueue(mailing_id)
+    elif not delay:
+        send_mailing_task.enqueue(mailing_id)

@@ -10,6 +10,7 @@ from wagtail.snippets.views.snippets import SnippetViewSetGroup
 from crm_core.models import Activity, ConsentRecord, Contact, GroupMembership, Relationship
 
 from .backoffice import contributions, events, memberships, payments
+from .backoffice import mailings as mailing_admin
 from .backoffice.activities import ActivityViewSet
 from .backoffice.consent import ConsentRecordViewSet
 from .backoffice.contacts import ContactViewSet
@@ -20,6 +21,7 @@ from .backoffice.groups import GroupMembershipViewSet, GroupViewSet, TagViewSet
 from .backoffice.imports import register as register_imports
 from .backoffice.permissions import ReadOnlyPermissionPolicy
 from .backoffice.relationships import RelationshipTypeViewSet, RelationshipViewSet
+from .backoffice.segments import register as register_smart_groups
 
 # Rows whose changes must go through a service (history, soft delete) or
 # that are never changed: Wagtail's generic bulk actions would bypass that.
@@ -52,6 +54,8 @@ memberships.register()
 events.register()
 contributions.register()
 payments.register()
+mailing_admin.register()
+register_smart_groups()
 
 
 @hooks.register("before_bulk_action")

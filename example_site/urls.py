@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/crm/payments/", include("crm_payments.api_urls")),
     path("crm/payments/", include("crm_payments.urls")),
     path("crm/forms/", include("crm_forms.urls")),
+    path("crm/", include("crm_core.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
 ]
 

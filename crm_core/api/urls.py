@@ -9,7 +9,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
-from . import contributions, events, memberships, views
+from . import contributions, events, memberships, segments, views
 
 app_name = "crm_api"
 
@@ -26,6 +26,7 @@ router.register("consent-records", views.ConsentRecordViewSet, basename="consent
 memberships.register(router)
 events.register(router)
 contributions.register(router)
+segments.register(router)
 
 urlpatterns = [
     path("v1/", include(router.urls)),

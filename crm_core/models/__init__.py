@@ -44,6 +44,13 @@ from .events import (
 )
 from .groups import Group, GroupMembership, Tag
 from .imports import ImportJob, ImportKind, ImportMapping, ImportRowError, ImportStatus, MatchAction
+from .mailings import (
+    Mailing,
+    MailingRecipient,
+    MailingStatus,
+    MessageTemplate,
+    RecipientStatus,
+)
 from .memberships import (
     MANUAL_STATUSES,
     RULE_STATUSES,
@@ -59,6 +66,7 @@ from .memberships import (
 )
 from .messages import SentMessage
 from .relationships import Relationship, RelationshipType
+from .segments import SmartGroup
 
 __all__ = [
     "Activity",
@@ -98,6 +106,9 @@ __all__ = [
     "LineItem",
     "LineItemKind",
     "LocationType",
+    "Mailing",
+    "MailingRecipient",
+    "MailingStatus",
     "MANUAL_STATUSES",
     "MatchAction",
     "Membership",
@@ -105,6 +116,7 @@ __all__ = [
     "MembershipStatusRule",
     "MembershipType",
     "MergeRecord",
+    "MessageTemplate",
     "OffsetUnit",
     "Participant",
     "ParticipantRole",
@@ -114,6 +126,7 @@ __all__ = [
     "PhoneType",
     "PossibleDuplicate",
     "RULE_STATUSES",
+    "RecipientStatus",
     "ReceiptStatus",
     "RecurringContribution",
     "RecurringStatus",
@@ -121,6 +134,7 @@ __all__ = [
     "RelationshipType",
     "SEAT_STATUSES",
     "SentMessage",
+    "SmartGroup",
     "SoftCredit",
     "SoftCreditKind",
     "Tag",

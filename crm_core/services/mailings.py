@@ -1,0 +1,740 @@
+"""Bulk mailings: who gets one, what it says, and sending each message once.
+
+Who (``build_recipients``)
+    The contacts currently in the included groups, minus those in the
+    excluded groups, minus anyone who said no or cannot be mailed: deceased,
+    "do not email", opted out of bulk mail, every address on hold (bounced),
+    unsubscribed (their latest email consent for the mailing's purpose, or
+    for ``BULK_PURPOSE`` when it has none, is withdrawn), and, when the
+    mailing names a consent purpose, anyone whose latest email consent for it
+    is not "granted". One recipient per address (case-insensitive), the
+    contact's primary address preferred. Running it again adds whoever joined
+    and skips whoever no longer qualifies; it never sends.
+
+What (``render_for_contact``)
+    The subject and bodies are Django templates compiled from text by a bare
+    engine, rendered with a small context of plain values (no model
+    instances, so a template cannot walk the database): ``first_name``,
+    ``last_name``, ``display_name``, ``membership_end_date``, ``renew_url``,
+    ``update_details_url``, ``manage_subscriptions_url``, ``unsubscribe_url``.
+    The HTML body is autoescaped; the subject and plain text are not (they
+    are not HTML), and the subject is folded to one line.
+
+Sending (``send_batch``, ``send_mailing``)
+    A batch claims up to ``MAILING_BATCH_SIZE`` pending recipients in one
+    short transaction (``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+    concurrent workers never claim the same row; SQLite serialises writers),
+    marking them ``sending`` with a claim token and time. It then sends them
+    over one connection of the email backend and marks each ``sent`` in its
+    own autocommitted UPDATE right after the backend accepted it.
+
+    What "exactly once" means here. No mail system can make "handed to SMTP"
+    and "recorded in our database" one atomic step, so:
+
+    - a recipient marked ``sent`` is never sent again, by any worker;
+    - two live workers never send to the same recipient (the claim);
+    - if a worker dies (killed, power lost) its claimed rows stay
+      ``sending``. After ``MAILING_CLAIM_TIMEOUT`` seconds another run claims
+      them again and sends them. Rows the dead worker had not reached yet are
+      sent once. The single message that was in flight when it died may have
+      been accepted by the server before the worker could record it: that one
+      is sent a second time. So a crash costs at most one duplicate per dead
+      worker, never a lost message. The duplicate carries the same
+      ``Message-ID`` (made from the recipient row), which lets mailbox
+      providers that deduplicate by Message-ID drop it.
+    - a recipient whose sending raised an error is ``failed`` with the error
+      when the server refused it for good (5xx) or the backend raised
+      something other than a connection problem; a connection problem puts the
+      rest of the batch back to ``pending`` and raises
+      ``MailingDeliveryInterrupted``: the task retries later.
+
+    Eligibility is checked again when a batch is sent: someone who
+    unsubscribed, bounced or was marked "do not email" after the recipients
+    were built is ``skipped``, not mailed.
+"""
+
+import datetime
+import logging
+import smtplib
+import time
+import uuid
+from dataclasses import dataclass
+from email.utils import make_msgid
+from html.parser import HTMLParser
+from urllib.parse import urlencode, urlsplit
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection as db_connection
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.template import Context
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from ..conf import crm_setting
+from ..exceptions import CRMError
+from ..links import make_contact_token, read_contact_token
+from ..models import (
+    Channel,
+    ConsentRecord,
+    Contact,
+    ContactEmail,
+    GroupMembership,
+    Mailing,
+    MailingRecipient,
+    MailingStatus,
+    Membership,
+    MembershipStatus,
+    RecipientStatus,
+)
+from ..models.mailings import TEMPLATE_ENGINE
+from .consent import record_consent
+
+logger = logging.getLogger("crm.mailings")
+
+# The consent purpose an unsubscribe from a mailing without a purpose withdraws.
+BULK_PURPOSE = "mailings"
+# Personal links to forms: the link purpose and query parameter crm_forms.identity
+# reads (crm_core cannot import crm_forms; tests/test_mailings.py checks they agree).
+FORM_LINK_PURPOSE = "form"
+FORM_LINK_PARAMETER = "crm"
+# Membership statuses whose end date {{ membership_end_date }} shows.
+CURRENT_MEMBERSHIP_STATUSES = (
+    MembershipStatus.NEW,
+    MembershipStatus.CURRENT,
+    MembershipStatus.GRACE,
+)
+# A connection problem is retried this many times per recipient before it counts as failed.
+MAX_ATTEMPTS = 3
+SOURCE = "crm:mailings"
+
+
+class MailingNotEditable(CRMError):
+    """The mailing has started sending (or was sent or cancelled)."""
+
+    status_code = 409
+
+
+class MailingNotSendable(CRMError):
+    """The mailing cannot be sent: no audience, nothing to say, or wrong status."""
+
+    status_code = 409
+
+
+class MailingDeliveryInterrupted(CRMError):
+    """The email backend could not be reached; the batch was put back to pending."""
+
+    status_code = 503
+
+
+# -- audience -------------------------------------------------------------------------------
+
+
+def _relation(mailing, name):
+    # Smart groups (crm_core.models.segments) will add "include_smart_groups"
+    # and "exclude_smart_groups" to Mailing; until then these are empty.
+    manager = getattr(mailing, name, None)
+    return list(manager.all()) if manager is not None else []
+
+
+def audience(mailing):
+    """Contacts the mailing is addressed to, before anyone is left out for saying no.
+
+    Static groups (current members) plus, once they exist, smart groups
+    (``SmartGroup.contacts()``), minus the excluded ones of each kind.
+    """
+    included = Q(
+        pk__in=GroupMembership.objects.current()
+        .filter(group__in=mailing.include_groups.all())
+        .values("contact_id")
+    )
+    excluded = Q(
+        pk__in=GroupMembership.objects.current()
+        .filter(group__in=mailing.exclude_groups.all())
+        .values("contact_id")
+    )
+    for smart_group in _relation(mailing, "include_smart_groups"):
+        included |= Q(pk__in=smart_group.contacts().values("pk"))
+    for smart_group in _relation(mailing, "exclude_smart_groups"):
+        excluded |= Q(pk__in=smart_group.contacts().values("pk"))
+    return Contact.objects.filter(included).exclude(excluded)
+
+
+def _latest_email_consent(purpose):
+    return Subquery(
+        ConsentRecord.objects.filter(contact=OuterRef("pk"), purpose=purpose, channel=Channel.EMAIL)
+        .order_by("-recorded_at", "-id")
+        .values("granted")[:1]
+    )
+
+
+def mailable(contacts, mailing):
+    """``contacts`` without anyone the mailing must not reach (see the module docstring)."""
+    contacts = contacts.filter(is_deceased=False, do_not_email=False, is_opt_out=False).filter(
+        Exists(ContactEmail.objects.filter(contact=OuterRef("pk"), on_hold=False))
+    )
+    purpose = mailing.consent_purpose or BULK_PURPOSE
+    contacts = contacts.annotate(mailing_consent=_latest_email_consent(purpose))
+    if mailing.consent_purpose:
+        return contacts.filter(mailing_consent=True)
+    return contacts.filter(Q(mailing_consent__isnull=True) | Q(mailing_consent=True))
+
+
+def _choose_addresses(contact_ids):
+    """``{contact_id: address}``: one address per contact and per address, primary first."""
+    rows = (
+        ContactEmail.objects.filter(contact_id__in=contact_ids, on_hold=False)
+        .order_by("-is_primary", "contact_id", "id")
+        .values_list("contact_id", "email")
+    )
+    chosen, taken = {}, set()
+    for contact_id, email in rows.iterator(chunk_size=2000):
+        key = email.strip().lower()
+        if contact_id in chosen or key in taken:
+            continue
+        chosen[contact_id] = email.strip()
+        taken.add(key)
+    return chosen
+
+
+def build_recipients(mailing):
+    """Write the mailing's recipients; returns how many are pending.
+
+    Idempotent: a second run adds contacts who joined since, marks pending
+    recipients who no longer qualify ``skipped``, and leaves sent, failed
+    and claimed rows alone. Refused (``MailingNotEditable``) once the mailing
+    is sent or cancelled.
+    """
+    with transaction.atomic():
+        mailing = Mailing.objects.select_for_update().get(pk=mailing.pk)
+        if mailing.status in (MailingStatus.SENT, MailingStatus.CANCELLED):
+            raise MailingNotEditable(_("This mailing was already sent or cancelled."))
+        contact_ids = list(mailing_contacts(mailing).values_list("pk", flat=True))
+        chosen = _choose_addresses(contact_ids)
+        existing = dict(mailing.recipients.values_list("email_lower", "status"))
+        served = set(
+            mailing.recipients.exclude(status=RecipientStatus.SKIPPED).values_list(
+                "contact_id", flat=True
+            )
+        )
+        wanted = {email.lower() for email in chosen.values()}
+        MailingRecipient.objects.bulk_create(
+            [
+                MailingRecipient(
+                    mailing=mailing, contact_id=contact_id, email=email, email_lower=email.lower()
+                )
+                for contact_id, email in chosen.items()
+                if email.lower() not in existing and contact_id not in served
+            ],
+            batch_size=1000,
+            ignore_conflicts=True,
+        )
+        mailing.recipients.filter(
+            status=RecipientStatus.SKIPPED, email_lower__in=wanted, contact_id__in=chosen
+        ).update(status=RecipientStatus.PENDING, error="")
+        mailing.recipients.filter(status=RecipientStatus.PENDING).exclude(
+            email_lower__in=wanted
+        ).update(status=RecipientStatus.SKIPPED, error=_("No longer in the audience."))
+        refresh_counts(mailing)
+    return mailing.recipients.filter(status=RecipientStatus.PENDING).count()
+
+
+def mailing_contacts(mailing):
+    """The contacts ``build_recipients`` would write today (one query)."""
+    return mailable(audience(mailing), mailing)
+
+
+def refresh_counts(mailing):
+    """Store the recipients' counts by status on the mailing (one query, one update)."""
+    counts = dict(
+        mailing.recipients.values_list("status").annotate(n=Count("id")).values_list("status", "n")
+    )
+    values = {
+        "recipients_count": sum(counts.values()) - counts.get(RecipientStatus.SKIPPED, 0),
+        "sent_count": counts.get(RecipientStatus.SENT, 0),
+        "failed_count": counts.get(RecipientStatus.FAILED, 0),
+        "skipped_count": counts.get(RecipientStatus.SKIPPED, 0),
+    }
+    Mailing.objects.filter(pk=mailing.pk).update(**values)
+    for name, value in values.items():
+        setattr(mailing, name, value)
+    return counts
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+class _TextFromHTML(HTMLParser):
+    BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "ul", "ol"}
+    SKIP = {"style", "script", "head", "title"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts, self.links, self.skipping = [], [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag == "br":
+            self.parts.append("\n")
+        elif tag == "li":
+            self.parts.append("\n- ")
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "a":
+            self.links.append(dict(attrs).get("href") or "")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP:
+            self.skipping = max(0, self.skipping - 1)
+        elif tag in self.BLOCKS:
+            self.parts.append("\n\n")
+        elif tag == "a" and self.links:
+            href = self.links.pop()
+            if href.startswith(("http://", "https://", "mailto:")):
+                self.parts.append(f" ({href.removeprefix('mailto:')})")
+
+    def handle_data(self, data):
+        if not self.skipping:
+            self.parts.append(" ".join(data.split()) if data.strip() else " ")
+
+
+def text_from_html(html):
+    """A readable plain text version of an HTML email: paragraphs kept, links spelled out."""
+    parser = _TextFromHTML()
+    parser.feed(html or "")
+    parser.close()
+    lines = [" ".join(line.split()) for line in "".join(parser.parts).splitlines()]
+    text, blank = [], False
+    for line in lines:
+        if line or not blank:
+            text.append(line)
+        blank = not line
+    return "\n".join(text).strip() + "\n"
+
+
+def site_url(path):
+    base = crm_setting("SITE_BASE_URL") or getattr(settings, "WAGTAILADMIN_BASE_URL", "")
+    return f"{base.rstrip('/')}{path}"
+
+
+def unsubscribe_url(mailing, contact):
+    """The signed one-click unsubscribe address of ``mailing`` for ``contact``."""
+    token = make_contact_token(contact, _unsubscribe_purpose(mailing.pk))
+    return site_url(reverse("crm_core:mailing_unsubscribe", args=[mailing.pk, token]))
+
+
+def _unsubscribe_purpose(mailing_id):
+    return f"unsubscribe-{mailing_id}"
+
+
+def personal_link(contact, page):
+    """A signed link to one of ``PERSONAL_LINK_PAGES`` that identifies ``contact``; "" if unset."""
+    path = (crm_setting("PERSONAL_LINK_PAGES") or {}).get(page) or ""
+    if not path:
+        return ""
+    url = path if urlsplit(path).scheme else site_url(path)
+    separator = "&" if "?" in url else "?"
+    token = make_contact_token(contact, FORM_LINK_PURPOSE)
+    return f"{url}{separator}{urlencode({FORM_LINK_PARAMETER: token})}"
+
+
+def _membership_end_dates(contact_ids):
+    rows = (
+        Membership.objects.filter(
+            contact_id__in=contact_ids, status__in=CURRENT_MEMBERSHIP_STATUSES
+        )
+        .order_by("contact_id", F("end_date").asc(nulls_last=True))
+        .values_list("contact_id", "end_date")
+    )
+    # The latest end of a current membership; a lifetime one (no end) has no date.
+    return dict(rows)
+
+
+def token_context(mailing, contact, *, membership_end_date=None):
+    """The values a mailing's templates may use, all plain text or dates."""
+    return {
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "display_name": contact.display_name,
+        "membership_end_date": membership_end_date,
+        "renew_url": personal_link(contact, "renew"),
+        "update_details_url": personal_link(contact, "update_details"),
+        "manage_subscriptions_url": personal_link(contact, "manage_subscriptions"),
+        "unsubscribe_url": unsubscribe_url(mailing, contact),
+    }
+
+
+@dataclass(frozen=True)
+class RenderedMessage:
+    subject: str
+    html: str
+    text: str
+    unsubscribe_url: str
+
+
+class _CompiledMailing:
+    """A mailing's templates compiled once for a whole batch."""
+
+    def __init__(self, mailing):
+        html, text = mailing.effective_bodies
+        try:
+            self.subject = TEMPLATE_ENGINE.from_string(mailing.effective_subject or "")
+            self.html = TEMPLATE_ENGINE.from_string(html or "")
+            self.text = TEMPLATE_ENGINE.from_string(text) if text.strip() else None
+        except Exception as exc:  # noqa: BLE001 - a template error is the staff's to fix
+            raise MailingNotSendable(
+                _("The message has a template error: %(error)s") % {"error": exc}
+            ) from exc
+
+    def render(self, context):
+        # A header: one line, no control characters; "<" is not markup here.
+        subject = " ".join(self.subject.render(Context(context, autoescape=False)).split())[:255]
+        html = self.html.render(Context(context, autoescape=True))
+        if self.text is not None:
+            text = self.text.render(Context(context, autoescape=False))
+        else:
+            text = text_from_html(html)
+        return RenderedMessage(subject, html, text, context["unsubscribe_url"])
+
+
+def render_for_contact(mailing, contact):
+    """What ``mailing`` says to ``contact`` (for previews and tests)."""
+    end = _membership_end_dates([contact.pk]).get(contact.pk)
+    context = token_context(mailing, contact, membership_end_date=end)
+    return _CompiledMailing(mailing).render(context)
+
+
+def _from_email(mailing):
+    return mailing.from_email or settings.DEFAULT_FROM_EMAIL
+
+
+def build_email(mailing, rendered, to, *, message_id=None, connection=None):
+    """A multipart (text + HTML) message with RFC 8058 one-click unsubscribe headers."""
+    unsubscribe = [f"<{rendered.unsubscribe_url}>"]
+    mailto = crm_setting("MAILING_UNSUBSCRIBE_MAILTO")
+    if mailto:
+        unsubscribe.append(f"<mailto:{mailto}?subject=unsubscribe>")
+    headers = {
+        "List-Unsubscribe": ", ".join(unsubscribe),
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        "Precedence": "bulk",
+        "Auto-Submitted": "auto-generated",
+    }
+    if message_id:
+        headers["Message-ID"] = message_id
+    message = EmailMultiAlternatives(
+        rendered.subject,
+        rendered.text,
+        _from_email(mailing),
+        [to],
+        reply_to=[mailing.reply_to] if mailing.reply_to else None,
+        headers=headers,
+        connection=connection,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    return message
+
+
+def _message_id(recipient):
+    domain = urlsplit(site_url("/")).hostname or "crm.invalid"
+    return f"<crm-mailing-{recipient.mailing_id}-{recipient.pk}@{domain}>"
+
+
+def send_test(mailing, contact, to):
+    """Send what ``contact`` would get to ``to``, subject marked as a test; records nothing."""
+    rendered = render_for_contact(mailing, contact)
+    rendered = RenderedMessage(
+        _("[Test] %(subject)s") % {"subject": rendered.subject},
+        rendered.html,
+        rendered.text,
+        rendered.unsubscribe_url,
+    )
+    return build_email(mailing, rendered, to, message_id=make_msgid()).send()
+
+
+# -- sending --------------------------------------------------------------------------------
+
+
+def send_mailing(mailing, *, actor=None):
+    """Build the recipients and start sending: status ``sending``; returns how many are pending.
+
+    The caller enqueues ``crm_core.tasks.send_mailing_task`` (after commit);
+    running this twice does not send anything twice.
+    """
+    with transaction.atomic():
+        locked = Mailing.objects.select_for_update().get(pk=mailing.pk)
+        if locked.status not in (MailingStatus.DRAFT, MailingStatus.SCHEDULED):
+            raise MailingNotSendable(_("This mailing was already sent or is being sent."))
+        _CompiledMailing(locked)  # a template error stops it here, not mid-mailing
+        pending = build_recipients(locked)
+        if not pending:
+            raise MailingNotSendable(_("Nobody in these groups can receive this mailing."))
+        Mailing.objects.filter(pk=locked.pk).update(
+            status=MailingStatus.SENDING, started_at=timezone.now()
+        )
+        logger.info("mailing %s: sending to %s recipients (by %s)", locked.pk, pending, actor)
+    mailing.refresh_from_db()
+    return pending
+
+
+def cancel_mailing(mailing):
+    """Stop a mailing: pending recipients are skipped; claimed ones finish their batch."""
+    with transaction.atomic():
+        locked = Mailing.objects.select_for_update().get(pk=mailing.pk)
+        if locked.status in (MailingStatus.SENT, MailingStatus.CANCELLED):
+            raise MailingNotEditable(_("This mailing was already sent or cancelled."))
+        Mailing.objects.filter(pk=locked.pk).update(
+            status=MailingStatus.CANCELLED, finished_at=timezone.now()
+        )
+        locked.recipients.filter(status=RecipientStatus.PENDING).update(
+            status=RecipientStatus.SKIPPED, error=_("Mailing cancelled.")
+        )
+        refresh_counts(locked)
+    mailing.refresh_from_db()
+
+
+def _claim(mailing, batch_size):
+    """Mark up to ``batch_size`` recipients as ours; returns them (with their contacts)."""
+    stale = timezone.now() - datetime.timedelta(seconds=crm_setting("MAILING_CLAIM_TIMEOUT"))
+    claimable = Q(status=RecipientStatus.PENDING) | Q(
+        status=RecipientStatus.SENDING, claimed_at__lt=stale
+    )
+    token = uuid.uuid4()
+    with transaction.atomic():
+        rows = MailingRecipient.objects.filter(claimable, mailing=mailing).order_by("id")
+        if db_connection.features.has_select_for_update_skip_locked:
+            rows = rows.select_for_update(skip_locked=True)
+        ids = list(rows.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return []
+        # The status condition again: without SKIP LOCKED (SQLite) a row is
+        # only ours if nobody changed it since we read it.
+        MailingRecipient.objects.filter(claimable, pk__in=ids).update(
+            status=RecipientStatus.SENDING, claimed_at=timezone.now(), claim_token=token
+        )
+    return list(
+        MailingRecipient.objects.filter(claim_token=token, status=RecipientStatus.SENDING)
+        .select_related("contact")
+        .order_by("id")
+    )
+
+
+def _finish(recipient, status, error=""):
+    # One autocommitted UPDATE, only while the row is still ours.
+    values = {"status": status, "error": error[:2000]}
+    if status == RecipientStatus.SENT:
+        values["sent_at"] = timezone.now()
+    MailingRecipient.objects.filter(
+        pk=recipient.pk, claim_token=recipient.claim_token, status=RecipientStatus.SENDING
+    ).update(**values)
+
+
+def _release(recipients):
+    MailingRecipient.objects.filter(
+        pk__in=[r.pk for r in recipients], status=RecipientStatus.SENDING
+    ).update(status=RecipientStatus.PENDING, claim_token=None, claimed_at=None)
+
+
+def _is_connection_problem(exc):
+    """True when trying again later may work: a lost connection or a 4xx reply."""
+    if isinstance(exc, (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError)):
+        return True
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code < 500
+    if isinstance(exc, smtplib.SMTPException):  # refused recipients, and the like
+        return False
+    return isinstance(exc, OSError)  # sockets: refused, reset, timed out
+
+
+def _still_mailable(mailing, recipients):
+    """The recipients that may still be mailed now (one query each for contacts and holds)."""
+    contact_ids = {r.contact_id for r in recipients if r.contact_id}
+    allowed = set(
+        mailable(Contact.objects.filter(pk__in=contact_ids), mailing).values_list("pk", flat=True)
+    )
+    on_hold = set(
+        ContactEmail.objects.filter(contact_id__in=contact_ids, on_hold=True).values_list(
+            "contact_id", "email_normalized"
+        )
+    )
+    return {
+        r.pk
+        for r in recipients
+        if r.contact_id in allowed and (r.contact_id, r.email_lower) not in on_hold
+    }
+
+
+class _Pacer:
+    """Keeps to ``MAILING_RATE_LIMIT`` messages per second."""
+
+    def __init__(self):
+        rate = float(crm_setting("MAILING_RATE_LIMIT") or 0)
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_at = time.monotonic()
+
+    def wait(self):
+        if not self.interval:
+            return
+        now = time.monotonic()
+        if now < self.next_at:
+            time.sleep(self.next_at - now)
+        self.next_at = max(now, self.next_at) + self.interval
+
+
+def send_batch(mailing, batch_size=None, *, connection=None):
+    """Claim and send one batch; returns how many recipients it handled (0: nothing left).
+
+    Uses one connection of the email backend for the whole batch. See the
+    module docstring for what is guaranteed when a worker dies.
+    """
+    mailing = Mailing.objects.select_related("template").get(pk=mailing.pk)
+    if mailing.status != MailingStatus.SENDING:
+        return 0
+    recipients = _claim(mailing, batch_size or crm_setting("MAILING_BATCH_SIZE"))
+    if not recipients:
+        return 0
+    compiled = _CompiledMailing(mailing)
+    allowed = _still_mailable(mailing, recipients)
+    ends = _membership_end_dates([r.contact_id for r in recipients if r.contact_id])
+    connection = connection or get_connection()
+    pacer = _Pacer()
+    done, opened = 0, False
+    try:
+        for recipient in recipients:
+            if recipient.pk not in allowed:
+                _finish(recipient, RecipientStatus.SKIPPED, _("Unsubscribed or not mailable."))
+                done += 1
+                continue
+            contact = recipient.contact
+            context = token_context(
+                mailing, contact, membership_end_date=ends.get(recipient.contact_id)
+            )
+            message = build_email(
+                mailing,
+                compiled.render(context),
+                recipient.email,
+                message_id=_message_id(recipient),
+                connection=connection,
+            )
+            pacer.wait()
+            try:
+                if not opened:
+                    # Opened here and closed after the batch: Django's SMTP
+                    # backend would otherwise connect again for every message.
+                    connection.open()
+                    opened = True
+                sent = connection.send_messages([message])
+            except Exception as exc:
+                if _is_connection_problem(exc) and recipient.attempts + 1 < MAX_ATTEMPTS:
+                    MailingRecipient.objects.filter(pk=recipient.pk).update(
+                        attempts=recipient.attempts + 1
+                    )
+                    _release(recipients[done:])
+                    raise MailingDeliveryInterrupted(
+                        _("The mail server could not be reached: %(error)s") % {"error": exc}
+                    ) from exc
+                logger.warning("mailing %s: %s refused: %s", mailing.pk, recipient.email, exc)
+                _finish(recipient, RecipientStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            else:
+                if sent:
+                    _finish(recipient, RecipientStatus.SENT)
+                else:
+                    _finish(recipient, RecipientStatus.FAILED, _("The email backend refused it."))
+            done += 1
+    finally:
+        connection.close()
+        refresh_counts(mailing)
+    return done
+
+
+def finish_if_done(mailing):
+    """Mark a sending mailing ``sent`` once no recipient is pending or claimed; True if so."""
+    with transaction.atomic():
+        locked = Mailing.objects.select_for_update().get(pk=mailing.pk)
+        if locked.status != MailingStatus.SENDING:
+            return locked.status == MailingStatus.SENT
+        if locked.recipients.filter(
+            status__in=(RecipientStatus.PENDING, RecipientStatus.SENDING)
+        ).exists():
+            return False
+        refresh_counts(locked)
+        Mailing.objects.filter(pk=locked.pk).update(
+            status=MailingStatus.SENT, finished_at=timezone.now()
+        )
+    return True
+
+
+@dataclass
+class SendProgress:
+    handled: int = 0
+    finished: bool = False
+    out_of_time: bool = False
+
+    def as_dict(self):
+        return {"handled": self.handled, "finished": self.finished, "more": self.out_of_time}
+
+
+def send_pending(mailing, *, time_budget=None, batch_size=None):
+    """Send batches until none is left or ``time_budget`` seconds have passed."""
+    budget = crm_setting("MAILING_TASK_TIME_BUDGET") if time_budget is None else time_budget
+    deadline = time.monotonic() + budget
+    progress = SendProgress()
+    while True:
+        handled = send_batch(mailing, batch_size)
+        progress.handled += handled
+        if not handled:
+            break
+        if time.monotonic() >= deadline:
+            progress.out_of_time = True
+            break
+    progress.finished = finish_if_done(mailing)
+    return progress
+
+
+# -- unsubscribing --------------------------------------------------------------------------
+
+
+def read_unsubscribe_token(mailing_id, token):
+    """The contact an unsubscribe link names; ``InvalidLink`` when forged or expired."""
+    return read_contact_token(
+        token,
+        _unsubscribe_purpose(mailing_id),
+        max_age=crm_setting("MAILING_UNSUBSCRIBE_MAX_AGE"),
+    )
+
+
+def unsubscribe(contact, mailing, *, ip_address=None):
+    """Withdraw ``contact``'s email consent for what ``mailing`` was about; idempotent.
+
+    The purpose is the mailing's consent purpose, or ``BULK_PURPOSE`` when it
+    has none. Appends a withdrawal only when the latest record is not one
+    already; returns the record appended, or None.
+    """
+    purpose = (mailing.consent_purpose if mailing else "") or BULK_PURPOSE
+    with transaction.atomic():
+        # Serialise two clicks on the same link (mail clients may POST and GET at once).
+        Contact.all_objects.select_for_update().filter(pk=contact.pk).first()
+        latest = (
+            ConsentRecord.objects.filter(contact=contact, purpose=purpose, channel=Channel.EMAIL)
+            .order_by("-recorded_at", "-id")
+            .first()
+        )
+        if latest is not None and not latest.granted:
+            return None
+        try:
+            return record_consent(
+                contact,
+                purpose=purpose,
+                channel=Channel.EMAIL,
+                granted=False,
+                wording=_("Unsubscribed with the link in a mailing."),
+                source="unsubscribe",
+                source_reference=f"mailing:{mailing.pk}" if mailing else "",
+                ip_address=ip_address,
+            )
+        except ValidationError as exc:  # pragma: no cover - our own values are valid
+            raise CRMError(" ".join(exc.messages)) from exc

@@ -1,0 +1,261 @@
+"""Mailings through a real SMTP server (aiosmtpd), including workers that die.
+
+The sink records every message the server accepted. The promise tested
+here (see ``crm_core.services.mailings``): a worker that dies before the
+server accepted a message loses nothing and sends nothing twice once a
+later run picks its claimed rows up; the single message in flight when it
+died after the server accepted it goes out a second time, with the same
+Message-ID.
+"""
+
+import email
+import email.policy
+import socket
+import threading
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.core.mail.backends.smtp import EmailBackend as SMTPBackend
+from django.db import connection
+
+from crm_core.models import ConsentRecord, Mailing, MailingStatus, RecipientStatus
+from crm_core.services import mailings as service
+from crm_core.services.groups import add_to_group
+from crm_core.tasks import send_mailing_task
+from tests.factories import ContactFactory, GroupFactory
+
+
+class WorkerKilled(BaseException):  # noqa: N818 - stands for SIGKILL, not an error
+    """Raised by the test backends to stop a worker dead, like a kill signal.
+
+    A BaseException, so no ``except Exception`` in the code under test runs:
+    the worker leaves its rows exactly as a killed process would.
+    """
+
+
+class Sink:
+    def __init__(self):
+        self.messages = []
+        self.sessions = []  # one per SMTP connection
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.lock:
+            self.messages.append((list(envelope.rcpt_tos), parsed))
+            if not any(known is session for known in self.sessions):
+                self.sessions.append(session)
+        return "250 OK"
+
+    def to(self, address):
+        return [m for rcpts, m in self.messages if address in rcpts]
+
+    def count_by_address(self):
+        counts = {}
+        for rcpts, _message in self.messages:
+            for address in rcpts:
+                counts[address] = counts.get(address, 0) + 1
+        return counts
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def sink(settings):
+    handler = Sink()
+    controller = Controller(handler, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = controller.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.CRM = {**getattr(settings, "CRM", {}), "MAILING_RATE_LIMIT": 0}
+    yield handler
+    controller.stop()
+
+
+class DyingBeforeAcceptBackend(SMTPBackend):
+    """Dies when asked to send message number ``die_at`` (1-based), before sending it."""
+
+    die_at = 0
+    calls = 0
+
+    def send_messages(self, messages):
+        type(self).calls += 1
+        if type(self).calls == self.die_at:
+            raise WorkerKilled
+        return super().send_messages(messages)
+
+
+class DyingAfterAcceptBackend(DyingBeforeAcceptBackend):
+    """Dies right after the server accepted message number ``die_at``."""
+
+    def send_messages(self, messages):
+        type(self).calls += 1
+        sent = SMTPBackend.send_messages(self, messages)
+        if type(self).calls == self.die_at:
+            raise WorkerKilled
+        return sent
+
+
+def make_audience(count):
+    group = GroupFactory()
+    addresses = []
+    for index in range(count):
+        contact = ContactFactory(first_name=f"Person{index}", emails=[f"p{index}@example.org"])
+        add_to_group(contact, group)
+        addresses.append(f"p{index}@example.org")
+    mailing = Mailing.objects.create(
+        name="Autumn news",
+        subject="Autumn news for {{ first_name }}",
+        body_html="<p>Hello {{ first_name }} &amp; all</p><a href='{{ unsubscribe_url }}'>x</a>",
+        from_email="news@example.org",
+    )
+    mailing.include_groups.set([group])
+    return mailing, addresses
+
+
+@pytest.mark.django_db
+def test_a_mailing_arrives_as_text_and_html_with_one_click_unsubscribe(sink, client):
+    mailing, _addresses = make_audience(2)
+    service.send_mailing(mailing)
+
+    send_mailing_task.enqueue(mailing.pk)
+
+    assert sink.count_by_address() == {"p0@example.org": 1, "p1@example.org": 1}
+    assert len(sink.sessions) == 1  # one SMTP connection for the batch
+    (message,) = sink.to("p0@example.org")
+    assert message["Subject"] == "Autumn news for Person0"
+    assert message.get_content_type() == "multipart/alternative"
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "Hello Person0 & all" in text
+    assert "<p>Hello Person0 &amp; all</p>" in html
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = str(message["List-Unsubscribe"]).strip().strip("<>")
+    assert f"href='{link}'" in html
+    # What a mail client does with the header: a bare POST.
+    response = client.post(
+        link.removeprefix("http://testserver"), {"List-Unsubscribe": "One-Click"}
+    )
+    assert response.status_code == 200
+    assert ConsentRecord.objects.get().granted is False
+    mailing.refresh_from_db()
+    assert (mailing.status, mailing.sent_count) == (MailingStatus.SENT, 2)
+
+
+@pytest.mark.django_db
+def test_a_worker_killed_mid_batch_then_restarted_sends_everyone_exactly_once(sink, settings):
+    mailing, addresses = make_audience(7)
+    service.send_mailing(mailing)
+    settings.EMAIL_BACKEND = f"{__name__}.DyingBeforeAcceptBackend"
+    DyingBeforeAcceptBackend.calls, DyingBeforeAcceptBackend.die_at = 0, 4
+
+    with pytest.raises(WorkerKilled):
+        service.send_pending(mailing, batch_size=5)
+
+    assert len(sink.messages) == 3
+    statuses = list(mailing.recipients.order_by("id").values_list("status", flat=True))
+    assert statuses == ["sent"] * 3 + ["sending"] * 2 + ["pending"] * 2
+
+    # A restart within the claim timeout leaves the dead worker's rows alone
+    # (it might only be slow) and sends the rest.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    progress = service.send_pending(mailing, batch_size=5)
+    assert (progress.handled, progress.finished) == (2, False)
+
+    # Once the claim is stale, the next run sends the dead worker's rows.
+    settings.CRM = {**settings.CRM, "MAILING_CLAIM_TIMEOUT": 0}
+    progress = service.send_pending(mailing, batch_size=5)
+
+    assert progress.finished
+    assert sink.count_by_address() == dict.fromkeys(addresses, 1)
+    mailing.refresh_from_db()
+    assert (mailing.status, mailing.sent_count) == (MailingStatus.SENT, 7)
+
+
+@pytest.mark.django_db
+def test_a_worker_killed_after_the_server_accepted_resends_only_that_message(sink, settings):
+    mailing, addresses = make_audience(5)
+    service.send_mailing(mailing)
+    settings.EMAIL_BACKEND = f"{__name__}.DyingAfterAcceptBackend"
+    DyingAfterAcceptBackend.calls, DyingAfterAcceptBackend.die_at = 0, 2
+
+    with pytest.raises(WorkerKilled):
+        service.send_pending(mailing, batch_size=5)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.CRM = {**settings.CRM, "MAILING_CLAIM_TIMEOUT": 0}
+    service.send_pending(mailing, batch_size=5)
+
+    counts = sink.count_by_address()
+    assert counts == {address: 2 if address == "p1@example.org" else 1 for address in addresses}
+    first, second = sink.to("p1@example.org")
+    assert first["Message-ID"] == second["Message-ID"]
+    assert mailing.recipients.filter(status=RecipientStatus.SENT).count() == 5
+
+
+class SlowBackend(SMTPBackend):
+    def send_messages(self, messages):
+        time.sleep(0.01)
+        return super().send_messages(messages)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_senders_never_send_the_same_recipient(sink, settings):
+    mailing, addresses = make_audience(60)
+    service.send_mailing(mailing)
+    settings.EMAIL_BACKEND = f"{__name__}.SlowBackend"
+    barrier = threading.Barrier(2)
+    handled, errors = [], []
+
+    def worker():
+        try:
+            barrier.wait()
+            handled.append(service.send_pending(mailing, batch_size=5).handled)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert errors == []
+    assert sink.count_by_address() == dict.fromkeys(addresses, 1)
+    assert sorted(handled) and sum(handled) == 60
+    if connection.vendor == "postgresql":
+        # SKIP LOCKED: neither waited for the other, both did part of the work.
+        assert min(handled) > 0
+    mailing.refresh_from_db()
+    assert (mailing.status, mailing.sent_count) == (MailingStatus.SENT, 60)
+
+
+@pytest.mark.django_db
+def test_the_task_looks_again_after_the_claim_timeout_when_a_dead_worker_holds_rows(
+    sink, settings, monkeypatch
+):
+    mailing, _addresses = make_audience(3)
+    service.send_mailing(mailing)
+    settings.EMAIL_BACKEND = f"{__name__}.DyingBeforeAcceptBackend"
+    DyingBeforeAcceptBackend.calls, DyingBeforeAcceptBackend.die_at = 0, 2
+    with pytest.raises(WorkerKilled):
+        service.send_pending(mailing, batch_size=5)
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    later = []
+    monkeypatch.setattr(
+        "crm_core.tasks._enqueue_mailing_again",
+        lambda mailing_id, delay=0: later.append((mailing_id, delay)),
+    )
+
+    send_mailing_task.enqueue(mailing.pk)
+
+    assert later == [(mailing.pk, settings.CRM.get("MAILING_CLAIM_TIMEOUT", 900) + 1)]
+    assert len(sink.messages) == 1
