@@ -146,6 +146,7 @@ def test_a_free_event_asks_for_no_payment(client, db):
     page = event_page(free, max_attendees=1)
     html = client.get(page.url).content.decode()
     assert "How to pay" not in html
+    assert "<dd>Free</dd>" in html  # not "Free: free"
     response = register(client, page, payment_method="")
     assert response.status_code == 302
     assert Participant.objects.get().status == "registered"
