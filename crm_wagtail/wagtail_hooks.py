@@ -12,15 +12,18 @@ from crm_core.models import Activity, ConsentRecord, Contact, GroupMembership, R
 from .backoffice import contributions, events, memberships, payments
 from .backoffice import mailings as mailing_admin
 from .backoffice.activities import ActivityViewSet
+from .backoffice.checkin import register as register_checkin
 from .backoffice.consent import ConsentRecordViewSet
 from .backoffice.contacts import ContactViewSet
 from .backoffice.customfields import CustomFieldViewSet
+from .backoffice.dashboard import add_dashboard_panels
 from .backoffice.duplicates import DataQualityViewSetGroup
 from .backoffice.duplicates import register as register_data_quality
 from .backoffice.groups import GroupMembershipViewSet, GroupViewSet, TagViewSet
 from .backoffice.imports import register as register_imports
 from .backoffice.permissions import ReadOnlyPermissionPolicy
 from .backoffice.relationships import RelationshipTypeViewSet, RelationshipViewSet
+from .backoffice.reports import register as register_reports
 from .backoffice.segments import register as register_smart_groups
 
 # Rows whose changes must go through a service (history, soft delete) or
@@ -56,6 +59,8 @@ contributions.register()
 payments.register()
 mailing_admin.register()
 register_smart_groups()
+register_checkin()
+register_reports()
 
 
 @hooks.register("before_bulk_action")
@@ -63,3 +68,6 @@ def refuse_bulk_actions_on_service_written_models(request, action_type, objects,
     if getattr(action, "model", None) in SERVICE_WRITTEN_MODELS:
         return HttpResponseForbidden(_("Change these records one at a time."))
     return None
+
+
+hooks.register("construct_homepage_panels", add_dashboard_panels)

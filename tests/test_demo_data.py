@@ -107,10 +107,17 @@ def test_running_demo_data_twice_leaves_the_same_counts(demo):
 def test_demo_data_prints_a_summary_line_per_part(demo):
     lines = demo.strip().splitlines()
     assert "contacts created" in lines[0]
-    assert [line.split()[-1] for line in lines[1:]] == [
+    assert [line.split()[-1] for line in lines[1:4]] == [
         "memberships.",
         "participants.",
         "donations.",
+    ]
+    assert "Staff roles: 5 groups set up" in lines[4]
+    assert [line.split("user: ")[1].split()[0] for line in lines[5:]] == [
+        "fundraiser",
+        "membership",
+        "events",
+        "readonly",
     ]
 
 

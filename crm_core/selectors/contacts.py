@@ -1,13 +1,30 @@
 """Read queries over contacts shared by the admin, the API and commands."""
 
+import datetime
 import re
+from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Case, IntegerField, Q, Value, When
+from django.db.models import Case, Count, IntegerField, Q, Sum, Value, When, Window
+from django.utils import timezone
 
 from ..conf import crm_setting
-from ..models import ConsentRecord, Contact, ContactEmail, ContactPhone
+from ..models import (
+    ConsentRecord,
+    Contact,
+    ContactEmail,
+    ContactKind,
+    ContactPhone,
+    Contribution,
+    DuplicateStatus,
+    Membership,
+    Participant,
+    PossibleDuplicate,
+    RecurringContribution,
+    Relationship,
+)
 from ..phones import looks_like_phone, normalize_phone
+from .contributions import GIFT_STATUSES, KEPT_AMOUNT
 
 # How fuzzy name search is on PostgreSQL comes from the SEARCH_FUZZY_THRESHOLD
 # setting (default 0.25), applied to every connection by
@@ -141,4 +158,114 @@ def contact_timeline(contact, *, limit=200):
         contact.activities.select_related("created_by", "assignee").order_by("-occurred_at", "-id")[
             :limit
         ]
+    )
+
+
+def contact_relationships(contact):
+    """The contact's relationships seen from its side, newest first, in one query.
+
+    ``[{"label": "Employee of", "other": Contact, "relationship": Relationship}, ...]``;
+    relationships with a contact in the trash are left out.
+    """
+    rows = (
+        Relationship.objects.filter(Q(contact_a=contact) | Q(contact_b=contact))
+        .filter(contact_a__is_deleted=False, contact_b__is_deleted=False)
+        .select_related("relationship_type", "contact_a", "contact_b")
+    )
+    return [
+        {
+            "label": row.relationship_type.label_a_to_b
+            if row.contact_a_id == contact.pk
+            else row.relationship_type.label_b_to_a,
+            "other": row.contact_b if row.contact_a_id == contact.pk else row.contact_a,
+            "relationship": row,
+        }
+        for row in rows
+    ]
+
+
+def contact_households(contact, relationships):
+    """Households the contact belongs to (or, for a household, its members).
+
+    Read from ``contact_relationships(contact)``: no query of its own.
+    """
+    if contact.kind == ContactKind.HOUSEHOLD:
+        return [row for row in relationships if row["other"].kind != ContactKind.HOUSEHOLD]
+    return [row for row in relationships if row["other"].kind == ContactKind.HOUSEHOLD]
+
+
+def contact_memberships(contact):
+    """All the contact's memberships with their type, latest first. One query."""
+    return list(
+        Membership.objects.filter(contact=contact)
+        .select_related("membership_type")
+        .order_by("-start_date", "-id")
+    )
+
+
+def contact_participations(contact):
+    """The contact's event history (every status) with event and role. One query."""
+    return list(
+        Participant.objects.filter(contact=contact)
+        .select_related("event", "role")
+        .order_by("-event__starts_at", "-id")
+    )
+
+
+def contact_giving(contact, *, limit=20, today=None):
+    """What the contact gave, in four queries whatever the number of contributions.
+
+    ``{"totals": [{"currency", "lifetime", "this_year", "count"}], "last_gift":
+    Contribution or None, "contributions": the ``limit`` latest (any status),
+    "contribution_count": n, "recurring": [RecurringContribution, ...]}``.
+    Totals are per currency (never summed across currencies) and count what
+    was received and kept: completed and partially refunded contributions,
+    less refunds. "This year" is the calendar year of ``today``.
+    """
+    today = today or timezone.localdate()
+    year_start = timezone.make_aware(datetime.datetime(today.year, 1, 1))
+    paid = Contribution.objects.filter(contact=contact, status__in=GIFT_STATUSES)
+    totals = [
+        {
+            "currency": row["currency"],
+            "lifetime": row["lifetime"] or Decimal("0"),
+            "this_year": row["this_year"] or Decimal("0"),
+            "count": row["count"],
+        }
+        for row in paid.values("currency")
+        .annotate(
+            lifetime=Sum(KEPT_AMOUNT),
+            this_year=Sum(KEPT_AMOUNT, filter=Q(received_at__gte=year_start)),
+            count=Count("pk"),
+        )
+        .order_by("currency")
+    ]
+    last_gift = paid.filter(received_at__isnull=False).order_by("-received_at", "-id").first()
+    contributions = list(
+        Contribution.objects.filter(contact=contact)
+        .select_related("financial_type")
+        .annotate(contribution_count=Window(Count("pk")))
+        .order_by("-created_at", "-id")[:limit]
+    )
+    recurring = list(
+        RecurringContribution.objects.filter(contact=contact).order_by("-created_at", "-id")
+    )
+    return {
+        "totals": totals,
+        "last_gift": last_gift,
+        "contributions": contributions,
+        "contribution_count": contributions[0].contribution_count if contributions else 0,
+        "recurring": recurring,
+    }
+
+
+def contact_possible_duplicates(contact):
+    """Open possible duplicates involving the contact, with both contacts. One query."""
+    return list(
+        PossibleDuplicate.objects.filter(
+            Q(contact_a=contact) | Q(contact_b=contact), status=DuplicateStatus.OPEN
+        )
+        .filter(contact_a__is_deleted=False, contact_b__is_deleted=False)
+        .select_related("contact_a", "contact_b")
+        .order_by("-score", "-id")
     )

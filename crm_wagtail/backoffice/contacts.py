@@ -3,8 +3,8 @@
 import django_filters
 from django import forms
 from django.contrib.admin.utils import unquote
-from django.db.models import Q
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -13,18 +13,32 @@ from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.panels import FieldPanel, FieldRowPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.ui.tables import Column, DateColumn
+from wagtail.permissions import policy_registry
 from wagtail.snippets.views.snippets import InspectView
 
 from crm_core.models import (
+    Activity,
     Contact,
     ContactKind,
+    Contribution,
+    ContributionStatus,
     FieldType,
     Group,
     GroupMembership,
-    Relationship,
+    Participant,
     Tag,
 )
-from crm_core.selectors.contacts import contact_timeline, current_consent, search_filter
+from crm_core.selectors.contacts import (
+    contact_giving,
+    contact_households,
+    contact_memberships,
+    contact_participations,
+    contact_possible_duplicates,
+    contact_relationships,
+    contact_timeline,
+    current_consent,
+    search_filter,
+)
 from crm_core.services.contacts import (
     ADDRESS_TEXT_FIELDS,
     CONTACT_FIELDS,
@@ -34,6 +48,7 @@ from crm_core.services.contacts import (
 )
 
 from .choosers import CRMSnippetViewSet
+from .duplicates import can_merge
 from .service_views import (
     NoBulkActionsIndexView,
     ServiceCreateView,
@@ -357,8 +372,30 @@ def _communication_notes(contact):
     return notes
 
 
+# Membership statuses the renewal service refuses (see MembershipIndexView).
+CLOSED_MEMBERSHIP_STATUSES = ("cancelled", "deceased", "pending")
+UNPAID_CONTRIBUTION_STATUSES = (ContributionStatus.PENDING, ContributionStatus.FAILED)
+
+
+def _can(user, model, action):
+    return policy_registry.get_by_type(model).user_has_permission(user, action)
+
+
+def _renewable(membership):
+    return (
+        membership.status not in CLOSED_MEMBERSHIP_STATUSES
+        and not membership.inherited_from_id
+        and membership.end_date is not None
+    )
+
+
 class ContactInspectView(InspectView):
-    """The contact summary: details, groups, tags, consent and the timeline."""
+    """The contact summary: details, memberships, events, giving, consent, timeline.
+
+    Every list comes from a ``crm_core.selectors.contacts`` function running
+    a fixed number of queries, so the page costs the same for a contact with
+    three contributions or three hundred.
+    """
 
     def get_object(self, queryset=None):
         return get_object_or_404(Contact.objects.with_details(), pk=unquote(str(self.pk)))
@@ -366,13 +403,62 @@ class ContactInspectView(InspectView):
     def get_fields_context(self):
         return []
 
+    def get_actions(self, contact):
+        """Links to the admin views that act on this contact, for those allowed."""
+        user = self.request.user
+        actions = []
+        if _can(user, Activity, "add"):
+            actions.append(
+                (reverse("wagtailsnippets_crm_core_activity:add"), gettext("Log an activity"))
+            )
+        if _can(user, Participant, "add"):
+            actions.append(
+                (
+                    reverse("wagtailsnippets_crm_core_participant:add"),
+                    gettext("Register for an event"),
+                )
+            )
+        if _can(user, Contribution, "add"):
+            actions.append(
+                (
+                    reverse("wagtailsnippets_crm_core_contribution:add"),
+                    gettext("Record a contribution"),
+                )
+            )
+        return actions
+
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        contact = self.object
+        contact, user = self.object, self.request.user
         consent = current_consent(contact)
-        relationships = Relationship.objects.filter(
-            Q(contact_a=contact) | Q(contact_b=contact)
-        ).select_related("relationship_type", "contact_a", "contact_b")
+        relationships = contact_relationships(contact)
+        memberships = contact_memberships(contact)
+        may_renew = user.has_perm("crm_core.renew_membership")
+        for membership in memberships:
+            membership.renew_url = (
+                reverse("crm_membership_renew", args=[membership.pk])
+                if may_renew and _renewable(membership)
+                else None
+            )
+        giving = contact_giving(contact)
+        may_record_payment = user.has_perm("crm_core.record_offline_payment")
+        for contribution in giving["contributions"]:
+            contribution.record_payment_url = (
+                reverse(
+                    "wagtailsnippets_crm_core_contribution:record_payment", args=[contribution.pk]
+                )
+                if may_record_payment and contribution.status in UNPAID_CONTRIBUTION_STATUSES
+                else None
+            )
+        merges = []
+        if can_merge(user):
+            merges = [
+                (
+                    reverse("crm_duplicates_review", args=[pair.pk]),
+                    pair.contact_b if pair.contact_a_id == contact.pk else pair.contact_a,
+                )
+                for pair in contact_possible_duplicates(contact)
+            ]
         context.update(
             {
                 "contact": contact,
@@ -380,16 +466,8 @@ class ContactInspectView(InspectView):
                 "memberships": contact.group_memberships.current()
                 .select_related("group")
                 .order_by("group__name"),
-                "relationships": [
-                    {
-                        "label": r.relationship_type.label_a_to_b
-                        if r.contact_a_id == contact.pk
-                        else r.relationship_type.label_b_to_a,
-                        "other": r.contact_b if r.contact_a_id == contact.pk else r.contact_a,
-                        "relationship": r,
-                    }
-                    for r in relationships
-                ],
+                "relationships": relationships,
+                "households": contact_households(contact, relationships),
                 "custom_values": [
                     (row.field.label, _display_custom_value(row))
                     for row in sorted(
@@ -397,6 +475,13 @@ class ContactInspectView(InspectView):
                     )
                 ],
                 "consent": [consent[key] for key in sorted(consent)],
+                "crm_memberships": memberships,
+                "participations": contact_participations(contact),
+                "giving": giving,
+                "can_view_contributions": _can(user, Contribution, "view"),
+                "can_view_contacts": _can(user, Contact, "view"),
+                "contact_actions": self.get_actions(contact),
+                "merges": merges,
                 "timeline": _with_change_rows(contact_timeline(contact)),
             }
         )

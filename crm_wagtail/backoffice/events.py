@@ -43,6 +43,7 @@ from crm_core.models import (
 from crm_core.selectors.events import seats_left_of, with_seats
 from crm_core.services import events as services
 
+from . import checkin
 from .choosers import CRMSnippetViewSet
 from .columns import CalendarDateColumn
 from .service_views import NoBulkActionsIndexView, ServiceCreateView
@@ -139,6 +140,15 @@ class EventIndexView(snippets.IndexView):
                     ),
                     icon_name="group",
                     priority=40,
+                )
+            )
+        if self.request.user.has_perm(checkin.PERMISSION):
+            buttons.append(
+                ListingButton(
+                    checkin.CheckInView.page_title,
+                    url=reverse(checkin.URL_NAME, args=[instance.pk]),
+                    icon_name="tick",
+                    priority=30,
                 )
             )
         return buttons

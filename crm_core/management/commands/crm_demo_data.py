@@ -10,11 +10,15 @@ ranges: nothing here can reach a real person.
 """
 
 import random
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from io import StringIO
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group as AuthGroup
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -32,6 +36,7 @@ from crm_core.models import (
     Tag,
 )
 from crm_core.names import name_key
+from crm_core.roles import EVENT_MANAGER, FUNDRAISER, MEMBERSHIP_OFFICER, READ_ONLY, ROLES
 from crm_core.services.activities import log_activity
 from crm_core.services.consent import record_consent
 from crm_core.services.contacts import create_contact
@@ -88,6 +93,9 @@ CUSTOM_FIELDS = [
     {"name": "employee_count", "label": "Employees", "field_type": FieldType.NUMBER,
      "applies_to": "organization", "weight": 70},
 ]  # fmt: skip
+# One login per staff role (crm_core.roles), to try the back office as each.
+ROLE_USERS = [("fundraiser", FUNDRAISER), ("membership", MEMBERSHIP_OFFICER),
+              ("events", EVENT_MANAGER), ("readonly", READ_ONLY)]  # fmt: skip
 STAFF = [("alex.morgan", "Alex", "Morgan"), ("priya.shah", "Priya", "Shah"),
          ("sam.okafor", "Sam", "Okafor")]  # fmt: skip
 NOTES = [
@@ -357,6 +365,26 @@ class Command(BaseCommand):
             f"({demo_total} demo contacts), {relationships} relationships added."
         )
         DemoGiving(self.stdout).load()
+        # The per-role lines of crm_setup_roles would drown the summary: one line here.
+        call_command("crm_setup_roles", stdout=StringIO())
+        self.stdout.write(f"Staff roles: {len(ROLES)} groups set up (crm_setup_roles).")
+        self.ensure_role_users()
+
+    def ensure_role_users(self):
+        """A user per role; the password is printed when the user is created
+        (like ``demo_site``'s admin) and left alone afterwards."""
+        User = get_user_model()  # noqa: N806 - a class
+        for username, role in ROLE_USERS:
+            user = User.objects.filter(username=username).first()
+            line = f"Role login ({role}): user: {username}"
+            if user is None:
+                password = secrets.token_urlsafe(12)
+                user = User.objects.create_user(username, password=password)
+                line += f"  password: {password}"
+            else:
+                line += "  password: unchanged (the user already exists)"
+            user.groups.add(AuthGroup.objects.get(name=role))
+            self.stdout.write(line)
 
     def ensure_definitions(self):
         # Groups, tags, field and relationship definitions have no services:
