@@ -37,9 +37,8 @@ import time
 import uuid
 from http.cookies import SimpleCookie
 from urllib.parse import urlencode, urlsplit
-from wsgiref.simple_server import make_server
 
-from bench.b9_webhooks import PooledWSGIServer, QuietHandler, free_port
+from bench.b9_webhooks import free_port, serve_site
 from bench.contact_data import configure_django, create_database_if_missing, migrate
 from bench.timing import ms, percentile
 
@@ -122,21 +121,7 @@ def bench_settings(settings):
 
 def serve(port):
     """Child process: the site with the plain view added, until killed."""
-    configure_django()
-    from django.conf import settings
-    from django.core.wsgi import get_wsgi_application
-
-    bench_settings(settings)
-    application = get_wsgi_application()
-    server = make_server(
-        "127.0.0.1",
-        port,
-        application,
-        server_class=lambda *a, **k: PooledWSGIServer(*a, workers=CLIENTS, **k),
-        handler_class=QuietHandler,
-    )
-    print("READY", flush=True)
-    server.serve_forever()
+    serve_site(port, bench_settings, workers=CLIENTS)
 
 
 # -- the benchmark process ----------------------------------------------------------------

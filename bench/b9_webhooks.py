@@ -114,24 +114,34 @@ class QuietHandler(WSGIRequestHandler):
         pass
 
 
-def serve(port):
-    """Child process: the site with the plain view added, until killed."""
+def serve_site(port, adjust_settings, *, workers=CLIENTS):
+    """Child process: the site, with ``adjust_settings(settings)`` applied first,
+    served by ``workers`` threads until killed; prints READY once listening."""
     configure_django()
     from django.conf import settings
     from django.core.wsgi import get_wsgi_application
 
-    settings.ROOT_URLCONF = __name__
-    settings.DEBUG = False
+    adjust_settings(settings)
     application = get_wsgi_application()
     server = make_server(
         "127.0.0.1",
         port,
         application,
-        server_class=lambda *a, **k: PooledWSGIServer(*a, workers=CLIENTS, **k),
+        server_class=lambda *a, **k: PooledWSGIServer(*a, workers=workers, **k),
         handler_class=QuietHandler,
     )
     print("READY", flush=True)
     server.serve_forever()
+
+
+def _plain_view_settings(settings):
+    settings.ROOT_URLCONF = __name__
+    settings.DEBUG = False
+
+
+def serve(port):
+    """Child process: the site with the plain view added, until killed."""
+    serve_site(port, _plain_view_settings)
 
 
 def __getattr__(name):
