@@ -58,6 +58,14 @@ DEFAULTS = {
     "MAILING_UNSUBSCRIBE_MAILTO": "",
     # How long the unsubscribe link of a mailing keeps working, in seconds.
     "MAILING_UNSUBSCRIBE_MAX_AGE": 60 * 60 * 24 * 365 * 2,
+    # Lines printed under the organisation's name at the top of PDF receipts
+    # and giving statements: address, charity or tax number, and so on.
+    "RECEIPT_ISSUER_LINES": [],
+    # Membership renewal reminders (crm_send_reminders): days before a term
+    # ends to remind the member, and days after it ended (while in grace) to
+    # remind them again. Each reminder goes out once per term.
+    "MEMBERSHIP_REMINDER_DAYS_BEFORE": [30, 7],
+    "MEMBERSHIP_REMINDER_DAYS_AFTER": [7],
 }
 
 
