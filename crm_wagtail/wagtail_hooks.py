@@ -22,6 +22,7 @@ from .backoffice.duplicates import register as register_data_quality
 from .backoffice.groups import GroupMembershipViewSet, GroupViewSet, TagViewSet
 from .backoffice.imports import register as register_imports
 from .backoffice.permissions import ReadOnlyPermissionPolicy
+from .backoffice.receipts import register as register_receipts
 from .backoffice.relationships import RelationshipTypeViewSet, RelationshipViewSet
 from .backoffice.reports import register as register_reports
 from .backoffice.segments import register as register_smart_groups
@@ -61,6 +62,7 @@ mailing_admin.register()
 register_smart_groups()
 register_checkin()
 register_reports()
+register_receipts()
 
 
 @hooks.register("before_bulk_action")

@@ -49,6 +49,7 @@ from crm_core.services.contacts import (
 
 from .choosers import CRMSnippetViewSet
 from .duplicates import can_merge
+from .receipts import statement_links
 from .service_views import (
     NoBulkActionsIndexView,
     ServiceCreateView,
@@ -479,6 +480,7 @@ class ContactInspectView(InspectView):
                 "participations": contact_participations(contact),
                 "giving": giving,
                 "can_view_contributions": _can(user, Contribution, "view"),
+                "statement_links": statement_links(contact, user),
                 "can_view_contacts": _can(user, Contact, "view"),
                 "contact_actions": self.get_actions(contact),
                 "merges": merges,

@@ -53,6 +53,7 @@ from crm_payments.services import payments as payment_service
 
 from .choosers import CRMSnippetViewSet, SafeSnippetChooser
 from .columns import CalendarDateColumn
+from .receipts import receipt_url
 from .service_views import (
     NoBulkActionsIndexView,
     ServiceActionView,
@@ -257,6 +258,8 @@ class ContributionInspectView(InspectView):
                 ],
             }
         )
+        if download := receipt_url(contribution, user):
+            context["contribution_actions"].append((download, gettext("Download receipt (PDF)")))
         return context
 
 
