@@ -68,3 +68,30 @@ def read_contact_token(token, purpose, *, max_age=None):
             break
         contact_id = merge
     raise InvalidLink(_("This link no longer points at anyone."), code="link_no_contact")
+
+
+REGISTRATION_SALT = "crm_core.links:waitlist-offer"
+
+
+def make_registration_token(registration):
+    """A URL-safe token naming one registration (its UUID), for its waiting-list offer."""
+    return signing.dumps({"r": str(registration)}, salt=REGISTRATION_SALT)
+
+
+def read_registration_token(token, *, max_age=None):
+    """The registration UUID a ``make_registration_token`` token names.
+
+    Raises ``InvalidLink`` when it is forged or older than ``max_age`` seconds
+    (default ``CONTACT_LINK_MAX_AGE``).
+    """
+    import uuid
+
+    if max_age is None:
+        max_age = crm_setting("CONTACT_LINK_MAX_AGE")
+    try:
+        payload = signing.loads(str(token), salt=REGISTRATION_SALT, max_age=max_age)
+        return uuid.UUID(payload["r"])
+    except signing.SignatureExpired as exc:
+        raise InvalidLink(_("This link has expired."), code="link_expired") from exc
+    except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
+        raise InvalidLink(_("This link is not valid."), code="link_invalid") from exc

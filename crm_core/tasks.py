@@ -1,9 +1,10 @@
 """Background tasks of crm_core (django-tasks; Wagtail 8's task API).
 
 django-tasks has no scheduler: run the matching management commands from
-cron (``crm_update_membership_statuses`` daily, ``crm_expire_waitlist_offers``
-every few minutes), or enqueue these tasks from whatever schedules work on
-the site (see docs/memberships.md and docs/events.md).
+cron (``crm_update_membership_statuses`` then ``crm_send_reminders`` daily,
+``crm_expire_waitlist_offers`` every few minutes), or enqueue these tasks
+from whatever schedules work on the site (see docs/memberships.md,
+docs/events.md and docs/communications.md).
 """
 
 import datetime
@@ -28,6 +29,27 @@ def update_membership_statuses_task(day=None):
     """
     today = datetime.date.fromisoformat(day) if day else None
     return update_membership_statuses(today=today)
+
+
+@task()
+def send_reminders_task(day=None):
+    """Send the membership renewal reminders due on ``day`` (ISO date; default today), once each.
+
+    Run it daily (``manage.py crm_send_reminders`` from cron does the same).
+    Returns the counts as a dict.
+    """
+    from .services.reminders import send_renewal_reminders
+
+    today = datetime.date.fromisoformat(day) if day else None
+    return send_renewal_reminders(today=today)
+
+
+@task()
+def send_statements_task(year):
+    """Email every donor their giving statement for ``year``, once each; returns counts."""
+    from .services.messages import send_annual_statements
+
+    return send_annual_statements(int(year))
 
 
 @task()
@@ -87,6 +109,14 @@ def send_receipt_task(contribution_id):
 def send_registration_confirmation_task(registration):
     """Email a registration's confirmation with the event's .ics file, once."""
     return send_registration_confirmation(registration)
+
+
+@task()
+def send_waitlist_offer_task(registration):
+    """Email a waiting registration its seat offer with the link to take it, once per offer."""
+    from .services.messages import send_waitlist_offer
+
+    return send_waitlist_offer(registration)
 
 
 @task()

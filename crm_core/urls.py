@@ -12,4 +12,5 @@ urlpatterns = [
         views.mailing_unsubscribe,
         name="mailing_unsubscribe",
     ),
+    path("waitlist/offer/<str:token>/", views.waitlist_offer, name="waitlist_offer"),
 ]

@@ -586,6 +586,23 @@ def test_preview_shows_the_message_for_a_contact_in_a_sandboxed_frame(client, gr
     assert 'sandbox srcdoc="&lt;p&gt;Hi Ann&lt;/p&gt;&lt;script&gt;' in html
 
 
+def test_preview_escapes_the_plain_text_part(client, group):
+    from django.urls import reverse
+
+    contact = member(group, first_name="Ann")
+    contact.first_name = "<img src=x onerror=alert(1)>"  # past the service, as an import might
+    contact.save()
+    mailing = make_mailing(group, body_text="Hi {{ first_name }}")
+    staff(client, "crm_core.view_mailing")
+
+    html = client.post(
+        reverse(f"{ADMIN}:preview", args=[mailing.pk]), {"contact": contact.pk}
+    ).content.decode()
+
+    assert "<pre>Hi &lt;img src=x onerror=alert(1)&gt;</pre>" in html
+    assert "<img src=x" not in html
+
+
 def test_a_sent_mailing_cannot_be_edited(client, group):
     from django.urls import reverse
 

@@ -64,7 +64,7 @@ from .memberships import (
     OffsetUnit,
     PeriodType,
 )
-from .messages import SentMessage
+from .messages import MessageKind, MessageWording, SentMessage
 from .relationships import Relationship, RelationshipType
 from .segments import SmartGroup
 
@@ -134,6 +134,8 @@ __all__ = [
     "RelationshipType",
     "SEAT_STATUSES",
     "SentMessage",
+    "MessageKind",
+    "MessageWording",
     "SmartGroup",
     "SoftCredit",
     "SoftCreditKind",

@@ -28,3 +28,46 @@ class SentMessage(models.Model):
 
     def __str__(self):
         return f"{self.subject} -> {self.to}"
+
+
+class MessageKind(models.TextChoices):
+    """The transactional messages the CRM sends; each one's wording is editable."""
+
+    RECEIPT = "receipt", _("Receipt for a payment")
+    REGISTRATION = "registration", _("Event registration confirmation")
+    MEMBERSHIP = "membership", _("Membership welcome or renewal confirmation")
+    RENEWAL_REMINDER = "renewal_reminder", _("Membership renewal reminder (before the end)")
+    GRACE_REMINDER = "grace_reminder", _("Membership renewal reminder (after the end, in grace)")
+    WAITLIST_OFFER = "waitlist_offer", _("Waiting list: a place is offered")
+    ANNUAL_STATEMENT = "annual_statement", _("Annual giving statement")
+
+
+class MessageWording(models.Model):
+    """An editor's wording of one transactional message, replacing the shipped one.
+
+    ``subject`` and ``body`` are templates with ``{{ token }}`` values (see
+    ``crm_core.services.messages.TOKENS``); blank means the shipped wording
+    (``crm_core/email/<kind>.txt`` and ``<kind>_subject.txt``, translated).
+    """
+
+    kind = models.CharField(_("message"), max_length=40, choices=MessageKind.choices, unique=True)
+    subject = models.CharField(
+        _("subject"),
+        max_length=255,
+        blank=True,
+        help_text=_("Leave subject and text blank to use the shipped, translated wording."),
+    )
+    body = models.TextField(_("text"), blank=True, max_length=20000)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("message wording")
+        verbose_name_plural = _("message wording")
+        ordering = ["kind"]
+
+    def __str__(self):
+        return str(self.get_kind_display())
+
+    @property
+    def is_custom(self):
+        return bool(self.subject.strip() or self.body.strip())

@@ -658,7 +658,9 @@ def promote_from_waitlist(event, *, now=None, actor=None, source=""):
     and the next smaller one is offered). An offer holds the seats until
     ``now + event.waitlist_offer_hours``. One transaction, event locked.
 
-    Returns the participants offered a seat: the hook for notifying them.
+    Each registration offered seats is emailed the offer, with a signed link
+    to take it (``send_waitlist_offer_task``, after commit). Returns the
+    participants offered a seat.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -700,7 +702,15 @@ def promote_from_waitlist(event, *, now=None, actor=None, source=""):
             if free is not None:
                 free -= needed
             offered.extend(members)
+            _notify_offer(members[0].registration)
     return offered
+
+
+def _notify_offer(registration):
+    """Email the offer once the transaction that made it commits."""
+    from ..tasks import send_waitlist_offer_task
+
+    transaction.on_commit(lambda: send_waitlist_offer_task.enqueue(str(registration)))
 
 
 def accept_waitlist_offer(participant, *, pending_payment=None, now=None, actor=None, source=""):

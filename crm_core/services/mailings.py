@@ -395,7 +395,8 @@ class _CompiledMailing:
         subject = " ".join(self.subject.render(Context(context, autoescape=False)).split())[:255]
         html = self.html.render(Context(context, autoescape=True))
         if self.text is not None:
-            text = self.text.render(Context(context, autoescape=False))
+            # Template.render marks its output HTML-safe; plain text is not HTML.
+            text = "".join([self.text.render(Context(context, autoescape=False))])
         else:
             text = text_from_html(html)
         return RenderedMessage(subject, html, text, context["unsubscribe_url"])

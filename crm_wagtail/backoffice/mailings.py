@@ -1,4 +1,5 @@
-"""Mailings in the back office: a "Mailings" menu with mailings and message templates.
+"""Mailings in the back office: a "Mailings" menu with mailings, message templates
+and the wording of transactional messages (receipts, confirmations, reminders).
 
 A mailing is edited while it is a draft. Its page (inspect view) shows the
 progress and offers the actions staff may take: preview it for a contact,
@@ -16,18 +17,35 @@ from django.urls import path, reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin import messages
+from wagtail.admin.forms import WagtailAdminModelForm
 from wagtail.admin.ui.tables import Column, DateColumn
+from wagtail.permissions import register_permission_policy
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views import snippets
 from wagtail.snippets.views.snippets import InspectView, SnippetViewSetGroup
 
 from crm_core.exceptions import CRMError
-from crm_core.models import Contact, Mailing, MailingStatus, MessageTemplate, RecipientStatus
+from crm_core.models import (
+    Contact,
+    Mailing,
+    MailingStatus,
+    MessageTemplate,
+    MessageWording,
+    RecipientStatus,
+)
 from crm_core.services import mailings as service
-from crm_core.services.messages import enqueue_after_commit
+from crm_core.services.messages import (
+    TOKENS,
+    check_wording,
+    default_wording,
+    enqueue_after_commit,
+    render_message,
+    sample_context,
+)
 from crm_core.tasks import send_mailing_task
 
 from .choosers import CRMSnippetViewSet, SafeSnippetChooser
+from .permissions import ChangeOnlyPermissionPolicy
 from .service_views import NoBulkActionsIndexView, ServiceActionView, ServiceDeleteView
 
 MAILING_FIELDS = [
@@ -68,6 +86,86 @@ class MessageTemplateViewSet(CRMSnippetViewSet):
     search_backend_name = None
     list_display = ["name", "subject", DateColumn("updated_at", label=_("Updated"))]
     form_fields = ["name", "subject", "body_html", "body_text"]
+
+
+# -- wording of transactional messages ------------------------------------------------------
+
+
+class MessageWordingForm(WagtailAdminModelForm):
+    """Edit a message's wording, starting from the shipped text.
+
+    The form opens with the shipped wording when none was saved; saving it
+    unchanged stores nothing (blank), so the message stays translated. The
+    text is checked by rendering it with sample values.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        kind = self.instance.kind
+        self.defaults = default_wording(kind)
+        if not self.instance.is_custom:
+            self.initial["subject"], self.initial["body"] = self.defaults
+        tokens = "; ".join(f"{{{{ {name} }}}}: {text}" for name, text in TOKENS[kind])
+        self.fields["body"].help_text = gettext("Values you can use: %(tokens)s.") % {
+            "tokens": tokens
+        }
+        self.fields["subject"].widget.attrs["maxlength"] = 2000
+
+    def clean(self):
+        data = super().clean()
+        subject, body = data.get("subject") or "", data.get("body") or ""
+        for field, value, default in (
+            ("subject", subject, self.defaults[0]),
+            ("body", body, self.defaults[1]),
+        ):
+            if value.strip() == default.strip():
+                data[field] = ""
+        if len(data.get("subject") or "") > 255:
+            self.add_error("subject", gettext("Keep the subject under 255 characters."))
+        for field, error in check_wording(self.instance.kind, subject, body).items():
+            self.add_error(field, error)
+        return data
+
+
+def _wording_state(wording):
+    return gettext("Edited") if wording.is_custom else gettext("Shipped wording")
+
+
+class MessageWordingInspectView(InspectView):
+    """The message as a sample contact would get it."""
+
+    def get_fields_context(self):
+        subject, body = render_message(self.object.kind, sample_context(self.object.kind))
+        return [
+            {"label": gettext("Message"), "value": self.object.get_kind_display()},
+            {"label": gettext("Wording"), "value": _wording_state(self.object)},
+            {"label": gettext("Sample subject"), "value": subject},
+            {"label": gettext("Sample text"), "value": body},
+        ]
+
+
+class MessageWordingViewSet(CRMSnippetViewSet):
+    model = MessageWording
+    icon = "edit"
+    menu_label = _("Message wording")
+    add_to_reference_index = False
+    index_view_class = NoBulkActionsIndexView
+    inspect_view_enabled = True
+    inspect_view_class = MessageWordingInspectView
+    search_fields = None
+    list_display = [
+        "kind",
+        Column("state", label=_("Wording"), accessor=_wording_state),
+        DateColumn("updated_at", label=_("Updated")),
+    ]
+    form_fields = ["subject", "body"]
+
+    def get_form_class(self, for_update=False):
+        return type(
+            "MessageWordingAdminForm",
+            (MessageWordingForm,),
+            {"Meta": type("Meta", (), {"model": MessageWording, "fields": ["subject", "body"]})},
+        )
 
 
 # -- mailings -------------------------------------------------------------------------------
@@ -296,9 +394,10 @@ class MailingsViewSetGroup(SnippetViewSetGroup):
     menu_label = _("Mailings")
     menu_icon = "mail"
     menu_order = 175
-    items = (MailingViewSet, MessageTemplateViewSet)
+    items = (MailingViewSet, MessageTemplateViewSet, MessageWordingViewSet)
 
 
 def register():
     """Register this module's viewsets with the Wagtail admin."""
+    register_permission_policy(MessageWording, ChangeOnlyPermissionPolicy(MessageWording))
     register_snippet(MailingsViewSetGroup)
