@@ -22,7 +22,7 @@ from crm_core.services.consent import record_consent
 from crm_core.services.groups import add_to_group, remove_from_group
 from crm_core.services.memberships import join
 from crm_core.tasks import send_mailing_task
-from tests.factories import ContactFactory, GroupFactory, MembershipTypeFactory
+from tests.factories import ContactFactory, GroupFactory, MembershipTypeFactory, TagFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -669,3 +669,81 @@ def test_a_template_error_is_shown_next_to_the_field(client, group):
     assert response.status_code == 200
     assert "This template has an error" in response.content.decode()
     assert not Mailing.objects.exists()
+
+
+# -- smart groups in a mailing's audience ---------------------------------------------------
+
+
+def test_smart_groups_add_whoever_matches_when_the_mailing_is_built(group):
+    from crm_core.models import SmartGroup
+
+    tag = TagFactory(slug="volunteer")
+    in_group = member(group, first_name="Ann", emails=["ann@example.org"])
+    ContactFactory(first_name="Ben", emails=["ben@example.org"], tags=["volunteer"])
+    ContactFactory(first_name="Cat", emails=["cat@example.org"])  # neither
+    smart = SmartGroup.objects.create(name="Volunteers", slug="vol", criteria={"tags": [tag.pk]})
+    mailing = make_mailing(group)
+    mailing.include_smart_groups.set([smart])
+    # matched after the smart group was saved: still in, since it is a live search
+    ContactFactory(first_name="Dan", emails=["dan@example.org"], tags=["volunteer"])
+
+    service.build_recipients(mailing)
+
+    emails = set(mailing.recipients.values_list("email", flat=True))
+    assert emails == {"ann@example.org", "ben@example.org", "dan@example.org"}
+    assert in_group.pk in set(mailing.recipients.values_list("contact_id", flat=True))
+
+
+def test_excluded_smart_groups_leave_their_matches_out(group):
+    from crm_core.models import SmartGroup
+
+    tag = TagFactory(slug="staff")
+    member(group, first_name="Ann", emails=["ann@example.org"])
+    member(group, first_name="Ben", emails=["ben@example.org"], tags=["staff"])
+    smart = SmartGroup.objects.create(name="Staff", slug="staff", criteria={"tags": [tag.pk]})
+    mailing = make_mailing(group)
+    mailing.exclude_smart_groups.set([smart])
+
+    service.build_recipients(mailing)
+
+    assert list(mailing.recipients.values_list("email", flat=True)) == ["ann@example.org"]
+
+
+def test_a_smart_group_mailing_still_skips_who_said_no():
+    from crm_core.models import SmartGroup
+
+    tag = TagFactory(slug="donor")
+    ContactFactory(first_name="Ann", emails=["ann@example.org"], tags=["donor"])
+    ContactFactory(first_name="Ben", emails=["ben@example.org"], tags=["donor"], do_not_email=True)
+    smart = SmartGroup.objects.create(name="Donors", slug="donors", criteria={"tags": [tag.pk]})
+    mailing = make_mailing()
+    mailing.include_smart_groups.set([smart])
+
+    service.build_recipients(mailing)
+
+    assert list(mailing.recipients.values_list("email", flat=True)) == ["ann@example.org"]
+
+
+def test_staff_choose_smart_groups_in_the_mailing_form(client):
+    from django.urls import reverse
+
+    from crm_core.models import SmartGroup
+
+    smart = SmartGroup.objects.create(
+        name="Everyone in Leeds", slug="leeds", criteria={"city": "Leeds"}
+    )
+    staff(client, "crm_core.add_mailing", "crm_core.view_mailing")
+    response = client.post(
+        reverse(f"{ADMIN}:add"),
+        {
+            "name": "Leeds news",
+            "subject": "Hi",
+            "body_html": "<p>News</p>",
+            "include_smart_groups": [smart.pk],
+        },
+    )
+    assert response.status_code == 302
+    mailing = Mailing.objects.get(name="Leeds news")
+    assert list(mailing.include_smart_groups.all()) == [smart]
+    page = client.get(reverse(f"{ADMIN}:inspect", args=[mailing.pk])).content.decode()
+    assert "Everyone in Leeds" in page

@@ -108,6 +108,19 @@ class Mailing(models.Model):
         blank=True,
         related_name="mailings_excluded_from",
     )
+    include_smart_groups = models.ManyToManyField(
+        "crm_core.SmartGroup",
+        verbose_name=_("send to the smart groups"),
+        blank=True,
+        related_name="mailings_included_in",
+        help_text=_("Whoever matches the smart group's search when the mailing is sent."),
+    )
+    exclude_smart_groups = models.ManyToManyField(
+        "crm_core.SmartGroup",
+        verbose_name=_("except the smart groups"),
+        blank=True,
+        related_name="mailings_excluded_from",
+    )
     consent_purpose = models.SlugField(
         _("consent required"),
         max_length=64,

@@ -133,18 +133,11 @@ class MailingDeliveryInterrupted(CRMError):
 # -- audience -------------------------------------------------------------------------------
 
 
-def _relation(mailing, name):
-    # Smart groups (crm_core.models.segments) will add "include_smart_groups"
-    # and "exclude_smart_groups" to Mailing; until then these are empty.
-    manager = getattr(mailing, name, None)
-    return list(manager.all()) if manager is not None else []
-
-
 def audience(mailing):
     """Contacts the mailing is addressed to, before anyone is left out for saying no.
 
-    Static groups (current members) plus, once they exist, smart groups
-    (``SmartGroup.contacts()``), minus the excluded ones of each kind.
+    Static groups (current members) plus smart groups (whoever matches
+    ``SmartGroup.contacts()`` now), minus the excluded ones of each kind.
     """
     included = Q(
         pk__in=GroupMembership.objects.current()
@@ -156,9 +149,9 @@ def audience(mailing):
         .filter(group__in=mailing.exclude_groups.all())
         .values("contact_id")
     )
-    for smart_group in _relation(mailing, "include_smart_groups"):
+    for smart_group in mailing.include_smart_groups.all():
         included |= Q(pk__in=smart_group.contacts().values("pk"))
-    for smart_group in _relation(mailing, "exclude_smart_groups"):
+    for smart_group in mailing.exclude_smart_groups.all():
         excluded |= Q(pk__in=smart_group.contacts().values("pk"))
     return Contact.objects.filter(included).exclude(excluded)
 

@@ -57,7 +57,9 @@ MAILING_FIELDS = [
     "from_email",
     "reply_to",
     "include_groups",
+    "include_smart_groups",
     "exclude_groups",
+    "exclude_smart_groups",
     "consent_purpose",
 ]
 
@@ -219,7 +221,9 @@ class MailingInspectView(InspectView):
             "subject",
             "from_email",
             "include_groups",
+            "include_smart_groups",
             "exclude_groups",
+            "exclude_smart_groups",
             "consent_purpose",
             "created_by",
             "created_at",
@@ -230,6 +234,12 @@ class MailingInspectView(InspectView):
 
     def get_exclude_groups_display_value(self):
         return ", ".join(str(g) for g in self.object.exclude_groups.all()) or "—"
+
+    def get_include_smart_groups_display_value(self):
+        return ", ".join(str(g) for g in self.object.include_smart_groups.all()) or "—"
+
+    def get_exclude_smart_groups_display_value(self):
+        return ", ".join(str(g) for g in self.object.exclude_smart_groups.all()) or "—"
 
     def get_subject_display_value(self):
         return self.object.effective_subject
