@@ -5,6 +5,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+# The demo's mail catcher (manage.py demo_mail_catcher): the site and the
+# worker send over SMTP to it, and staff read the mail at /demo-mail/.
+MAIL_PORT ?= 1025
+DEMO_MAIL := EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend EMAIL_HOST=127.0.0.1 EMAIL_PORT=$(MAIL_PORT)
 # PostgreSQL used by `make test` when reachable (required when CI=true).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
@@ -26,10 +30,12 @@ demo: venv
 	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py crm_demo_data
 	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py crm_demo_payments
 	DEBUG=1 TASKS_BACKEND=immediate $(PY) manage.py demo_site --base-url http://127.0.0.1:$(PORT)
-	@echo "Serving on http://127.0.0.1:$(PORT)/ with the task worker (Ctrl-C stops both)"
-	@trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	DEBUG=1 $(PY) manage.py db_worker --queue-name "*" --no-reload & worker=$$!; \
-	DEBUG=1 $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+	@echo "Serving on http://127.0.0.1:$(PORT)/ with the task worker and the mail catcher (Ctrl-C stops all three)"
+	@echo "Mail sent by the demo arrives at http://127.0.0.1:$(PORT)/demo-mail/"
+	@trap 'kill $$worker $$catcher 2>/dev/null' EXIT INT TERM; \
+	DEBUG=1 $(PY) manage.py demo_mail_catcher --port $(MAIL_PORT) & catcher=$$!; \
+	DEBUG=1 $(DEMO_MAIL) $(PY) manage.py db_worker --queue-name "*" --no-reload & worker=$$!; \
+	DEBUG=1 $(DEMO_MAIL) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 lint: venv
 	$(VENV)/bin/ruff check .
