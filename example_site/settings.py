@@ -189,6 +189,24 @@ STORAGES = {
 
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "crm@example.org")
+# Django's own defaults ("localhost", 25) unless set; `make demo` points them
+# at its mail catcher (example_site/home/demo_mail.py) on 127.0.0.1:1025.
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+# Where the demo's mail catcher keeps what it receives, shown to staff at
+# /demo-mail/. Blank: var/demo-mail when DEBUG is on, and no pages otherwise.
+DEMO_MAIL_DIR = os.environ.get("DEMO_MAIL_DIR", "")
+# django-anymail (EMAIL_BACKEND="anymail.backends.postmark.EmailBackend" and the
+# like): every ANYMAIL_<NAME> variable becomes ANYMAIL["<NAME>"], for example
+# ANYMAIL_POSTMARK_SERVER_TOKEN or ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY.
+# ANYMAIL_WEBHOOK_SECRET is "user:password" (comma-separated to rotate); the
+# webhooks at /anymail/<esp>/tracking/ refuse every post while it is unset.
+ANYMAIL = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and value
+}
+ANYMAIL["WEBHOOK_SECRET"] = env_list("ANYMAIL_WEBHOOK_SECRET")
 
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)

@@ -6,6 +6,7 @@ from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.documents import urls as wagtaildocs_urls
 
 from crm_payments import api_urls as payments_api_urls
+from example_site.home import views as home_views
 
 urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
@@ -18,7 +19,14 @@ urlpatterns = [
     path("crm/payments/", include("crm_payments.urls")),
     path("crm/forms/", include("crm_forms.urls")),
     path("crm/", include("crm_core.urls")),
+    # django-anymail's ESP webhooks (/anymail/<esp>/tracking/), refused until
+    # ANYMAIL_WEBHOOK_SECRET is set; bounces and complaints put addresses on hold.
+    path("anymail/", include("crm_core.anymail_urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    # The demo's mail catcher (docs/communications.md): staff only, and a 404
+    # unless DEBUG is on or DEMO_MAIL_DIR is set.
+    path("demo-mail/", home_views.demo_mail_list, name="demo_mail_list"),
+    path("demo-mail/<str:name>/", home_views.demo_mail_detail, name="demo_mail_detail"),
 ]
 
 if settings.DEBUG:
