@@ -653,6 +653,7 @@ def test_staff_write_a_mailing_in_the_admin_and_are_its_author(client, group):
 
     assert response.status_code == 302
     mailing = Mailing.objects.get(name="June news")
+    assert response.url == reverse(f"{ADMIN}:inspect", args=[mailing.pk])
     assert mailing.created_by == user
     assert list(mailing.include_groups.all()) == [group]
 

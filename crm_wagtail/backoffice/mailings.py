@@ -182,6 +182,10 @@ class MailingCreateView(snippets.CreateView):
         self.form.instance.created_by = self.request.user
         return super().save_instance()
 
+    def get_success_url(self):
+        # The mailing's page, where staff preview, test and send it.
+        return _inspect_url(self.object)
+
 
 class DraftOnlyMixin:
     """Edit and delete a mailing only while it is a draft (or scheduled)."""
@@ -195,7 +199,8 @@ class DraftOnlyMixin:
 
 
 class MailingEditView(DraftOnlyMixin, snippets.EditView):
-    pass
+    def get_success_url(self):
+        return _inspect_url(self.object)
 
 
 class MailingDeleteView(DraftOnlyMixin, snippets.DeleteView):
