@@ -256,9 +256,11 @@ def run():
         return [(r["key"], r["label"], r["currency"], r["count"], r["total"]) for r in rows]
 
     def ours_lapsed(kind):
-        queryset = reports.lapsed_donors(kind)
-        page = list(queryset[:50])
-        count = queryset.count()
+        # As the report page does: its paginator reads the count of all rows
+        # from the page's own query (COUNT(*) OVER ()), one query in all.
+        paginator = reports.WindowCountPaginator(reports.lapsed_donors(kind), 50)
+        page = list(paginator.get_page(1))
+        count = paginator.count
         return [
             (
                 count,

@@ -104,11 +104,15 @@ ROLES = (
         MEMBERSHIP_OFFICER,
         _(
             "Contacts, memberships and membership types (renewals included); "
-            "contributions read only."
+            "adding contacts to groups; contributions read only."
         ),
         permissions=(
             *CONTACT_WORK,
             *crud("crm_core", "membership", "membershiptype"),
+            # Putting members in groups (committees, volunteers), one by one
+            # or with the contact listing's "Add to group"; ending a
+            # membership stays with the fundraiser and the administrator.
+            *crud("crm_core", "groupmembership", actions=("view", "add")),
             "crm_core.renew_membership",
             *view("crm_core", "membershipstatusrule", "contribution", "lineitem"),
         ),

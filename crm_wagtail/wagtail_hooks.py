@@ -12,6 +12,8 @@ from crm_core.models import Activity, ConsentRecord, Contact, GroupMembership, R
 from .backoffice import contributions, events, memberships, payments
 from .backoffice import mailings as mailing_admin
 from .backoffice.activities import ActivityViewSet
+from .backoffice.bulk_actions import is_service_bulk_action
+from .backoffice.bulk_actions import register as register_bulk_actions
 from .backoffice.checkin import register as register_checkin
 from .backoffice.consent import ConsentRecordViewSet
 from .backoffice.contacts import ContactViewSet
@@ -50,7 +52,10 @@ class CRMViewSetGroup(SnippetViewSetGroup):
 
 
 register_permission_policy(ConsentRecord, ReadOnlyPermissionPolicy(ConsentRecord))
-register_permission_policy(GroupMembership, ReadOnlyPermissionPolicy(GroupMembership))
+# Added through add_to_group (the add view); never edited or deleted: the rows are history.
+register_permission_policy(
+    GroupMembership, contributions.AddAndViewOnlyPermissionPolicy(GroupMembership)
+)
 register_snippet(CRMViewSetGroup)
 register_imports(DataQualityViewSetGroup)
 register_data_quality()
@@ -63,11 +68,15 @@ register_smart_groups()
 register_checkin()
 register_reports()
 register_receipts()
+register_bulk_actions(SERVICE_WRITTEN_MODELS)
 
 
 @hooks.register("before_bulk_action")
 def refuse_bulk_actions_on_service_written_models(request, action_type, objects, action):
-    if getattr(action, "model", None) in SERVICE_WRITTEN_MODELS:
+    # Our own bulk actions (bulk_actions.py) go through the services.
+    if getattr(action, "model", None) in SERVICE_WRITTEN_MODELS and not is_service_bulk_action(
+        action
+    ):
         return HttpResponseForbidden(_("Change these records one at a time."))
     return None
 

@@ -257,6 +257,13 @@ CRM = {
     "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
     "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
     "TRUSTED_PROXY_COUNT": int(os.environ.get("CRM_TRUSTED_PROXY_COUNT", "0") or 0),
+    # Signed personal links in emails (renewal reminders, mailings) open these
+    # pages of the demo site (manage.py demo_site makes them).
+    "PERSONAL_LINK_PAGES": {
+        "renew": os.environ.get("CRM_RENEW_PAGE", "/join/"),
+        "update_details": os.environ.get("CRM_UPDATE_DETAILS_PAGE", ""),
+        "manage_subscriptions": os.environ.get("CRM_SUBSCRIPTIONS_PAGE", "/stay-in-touch/"),
+    },
 }
 
 LOGGING = {

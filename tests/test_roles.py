@@ -152,6 +152,9 @@ def test_setup_roles_resets_permissions_changed_by_hand_and_keeps_members():
         ("Fundraiser", "crm_core.refund_contribution", "crm_core.delete_contact"),
         ("Fundraiser", "crm_core.record_offline_payment", "crm_core.renew_membership"),
         ("Membership officer", "crm_core.renew_membership", "crm_core.refund_contribution"),
+        # Adding to groups (the contacts listing's "Add to group"), not ending memberships.
+        ("Membership officer", "crm_core.add_groupmembership", "crm_core.delete_groupmembership"),
+        ("Event manager", "crm_core.change_participant", "crm_core.add_groupmembership"),
         ("Event manager", "crm_core.check_in_participant", "crm_core.view_contribution"),
         ("Read-only", "crm_payments.view_refund", "crm_core.change_contact"),
     ],

@@ -2,6 +2,7 @@
 
 - ``send_receipt``: a paid contribution's receipt (what it paid for; the
   membership term it bought; an .ics file for each event it paid seats at).
+  ``resend_receipt`` sends it again when staff ask (a new key each time).
 - ``send_registration_confirmation``: one registration's seats, held or on
   the waiting list, with the event's .ics file.
 - ``send_membership_confirmation``: welcome to a membership, or its renewal.
@@ -31,6 +32,7 @@ logged and the shipped wording is used, so a typo never stops a receipt.
 
 import datetime
 import logging
+import uuid
 
 from django.conf import settings
 from django.core.mail import EmailMessage
@@ -339,8 +341,7 @@ def _ics(event):
     return (f"{event.slug or 'event'}.ics", event_ics(event), "text/calendar")
 
 
-def send_receipt(contribution_id):
-    """Email the receipt of a paid contribution, once; marks the receipt sent."""
+def _paid_contribution(contribution_id):
     contribution = (
         Contribution.objects.select_related("contact")
         .prefetch_related("contact__emails")
@@ -348,9 +349,12 @@ def send_receipt(contribution_id):
         .first()
     )
     if contribution is None or contribution.status not in PAID_STATUSES:
-        return False
-    if contribution.receipt_status == ReceiptStatus.SENT:
-        return False
+        return None
+    return contribution
+
+
+def _send_receipt(contribution, key, *, actor=None):
+    """Email ``contribution``'s receipt under ``key``; marks the receipt sent if it was not."""
     lines, events = [], {}
     items = contribution.line_items.select_related(
         "membership__membership_type", "participant__event", "participant__contact"
@@ -367,7 +371,7 @@ def send_receipt(contribution_id):
         lines.append(line)
     with transaction.atomic():
         sent = send_once(
-            f"receipt:{contribution.pk}",
+            key,
             contribution.contact,
             MessageKind.RECEIPT,
             {
@@ -382,9 +386,35 @@ def send_receipt(contribution_id):
                 *[_ics(event) for event in events.values()],
             ],
         )
-        if sent:
-            mark_receipt_sent(contribution, source=SOURCE)
+        if sent and contribution.receipt_status != ReceiptStatus.SENT:
+            mark_receipt_sent(contribution, actor=actor, source=SOURCE)
     return sent
+
+
+def send_receipt(contribution_id):
+    """Email the receipt of a paid contribution, once; marks the receipt sent."""
+    contribution = _paid_contribution(contribution_id)
+    if contribution is None or contribution.receipt_status == ReceiptStatus.SENT:
+        return False
+    return _send_receipt(contribution, f"receipt:{contribution.pk}")
+
+
+def resend_receipt(contribution_id, *, actor=None):
+    """Email a paid contribution's receipt again, when staff ask for it.
+
+    ``send_receipt`` sends once per contribution; this sends under a new key
+    each time (``receipt:<pk>:resend:<uuid>``), so every resend is a
+    deliberate act, recorded on the donor's timeline like any email. Returns
+    False, sending nothing, for a contribution that is missing or unpaid,
+    or a donor without a usable address. A receipt never marked sent is
+    marked sent (by ``actor``).
+    """
+    contribution = _paid_contribution(contribution_id)
+    if contribution is None:
+        return False
+    return _send_receipt(
+        contribution, f"receipt:{contribution.pk}:resend:{uuid.uuid4().hex}", actor=actor
+    )
 
 
 def send_annual_statement(contact_id, year):

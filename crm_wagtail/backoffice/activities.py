@@ -10,6 +10,7 @@ from crm_core.services.activities import delete_activity, log_activity, update_a
 
 from .choosers import CRMSnippetViewSet
 from .service_views import (
+    ContactPrefillMixin,
     NoBulkActionsIndexView,
     ServiceCreateView,
     ServiceDeleteView,
@@ -45,7 +46,7 @@ class ActivityAdminForm(WagtailAdminModelForm):
                     self.fields[name].required = False
 
 
-class ActivityCreateView(ServiceCreateView):
+class ActivityCreateView(ContactPrefillMixin, ServiceCreateView):
     def save_with_service(self):
         data = self.form.cleaned_data
         return log_activity(

@@ -1,5 +1,7 @@
 """Contacts in the back office: listing, search, filters, summary, create, edit, trash."""
 
+from urllib.parse import urlencode
+
 import django_filters
 from django import forms
 from django.contrib.admin.utils import unquote
@@ -47,11 +49,11 @@ from crm_core.services.contacts import (
     update_contact,
 )
 
+from .bulk_actions import ServiceBulkActionsIndexView
 from .choosers import CRMSnippetViewSet
 from .duplicates import can_merge
 from .receipts import statement_links
 from .service_views import (
-    NoBulkActionsIndexView,
     ServiceCreateView,
     ServiceDeleteView,
     ServiceEditView,
@@ -267,7 +269,9 @@ class ContactFilterSet(WagtailFilterSet):
         return queryset.filter(pk__in=tagged)
 
 
-class ContactIndexView(NoBulkActionsIndexView):
+class ContactIndexView(ServiceBulkActionsIndexView):
+    """Checkboxes offer only the CRM's bulk actions (bulk_actions.py)."""
+
     def search_queryset(self, queryset):
         # The same quick search as the API: emails, phones, fuzzy names.
         if not self.is_searching:
@@ -404,28 +408,34 @@ class ContactInspectView(InspectView):
     def get_fields_context(self):
         return []
 
-    def get_actions(self, contact):
-        """Links to the admin views that act on this contact, for those allowed."""
+    def get_actions(self, contact, memberships=()):
+        """Links to the admin views that act on this contact, for those allowed.
+
+        Each carries ``?contact=`` (the form starts with this contact) and
+        ``?next=`` (back to this summary once saved); ``memberships`` are
+        those shown, already marked with their ``renew_url``.
+        """
         user = self.request.user
-        actions = []
-        if _can(user, Activity, "add"):
-            actions.append(
-                (reverse("wagtailsnippets_crm_core_activity:add"), gettext("Log an activity"))
+        query = "?" + urlencode({"contact": contact.pk, "next": self.request.path})
+        back = "?" + urlencode({"next": self.request.path})
+        actions = [
+            (reverse(f"wagtailsnippets_crm_core_{model._meta.model_name}:add") + query, label)
+            for model, label in (
+                (Activity, gettext("Log an activity")),
+                (GroupMembership, gettext("Add to group")),
+                (Participant, gettext("Register for an event")),
+                (Contribution, gettext("Record a contribution")),
             )
-        if _can(user, Participant, "add"):
-            actions.append(
-                (
-                    reverse("wagtailsnippets_crm_core_participant:add"),
-                    gettext("Register for an event"),
-                )
-            )
-        if _can(user, Contribution, "add"):
-            actions.append(
-                (
-                    reverse("wagtailsnippets_crm_core_contribution:add"),
-                    gettext("Record a contribution"),
-                )
-            )
+            if _can(user, model, "add")
+        ]
+        actions += [
+            (m.renew_url + back, gettext("Renew %(type)s") % {"type": m.membership_type})
+            for m in memberships
+            if m.renew_url
+        ]
+        if can_merge(user):
+            url = reverse("crm_contact_merge", args=[contact.pk])
+            actions.append((url, gettext("Merge with another contact")))
         return actions
 
     def get_context_data(self, **kwargs):
@@ -482,7 +492,7 @@ class ContactInspectView(InspectView):
                 "can_view_contributions": _can(user, Contribution, "view"),
                 "statement_links": statement_links(contact, user),
                 "can_view_contacts": _can(user, Contact, "view"),
-                "contact_actions": self.get_actions(contact),
+                "contact_actions": self.get_actions(contact, memberships),
                 "merges": merges,
                 "timeline": _with_change_rows(contact_timeline(contact)),
             }

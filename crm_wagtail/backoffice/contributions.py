@@ -51,10 +51,12 @@ from crm_core.services import contributions as service
 from crm_payments.models import RefundStatus
 from crm_payments.services import payments as payment_service
 
+from .bulk_actions import ServiceBulkActionsIndexView
 from .choosers import CRMSnippetViewSet, SafeSnippetChooser
 from .columns import CalendarDateColumn
 from .receipts import receipt_url
 from .service_views import (
+    ContactPrefillMixin,
     NoBulkActionsIndexView,
     ServiceActionView,
     ServiceCreateView,
@@ -147,7 +149,7 @@ def _as_form_error(error, names):
     return error
 
 
-class ContributionCreateView(ServiceCreateView):
+class ContributionCreateView(ContactPrefillMixin, ServiceCreateView):
     def save_with_service(self):
         data = self.form.cleaned_data
         try:
@@ -416,7 +418,7 @@ class ContributionViewSet(CRMSnippetViewSet):
     add_to_reference_index = False
     copy_view_enabled = False
     inspect_view_enabled = True
-    index_view_class = NoBulkActionsIndexView
+    index_view_class = ServiceBulkActionsIndexView  # "Resend receipt"
     add_view_class = ContributionCreateView
     inspect_view_class = ContributionInspectView
     inspect_template_name = "crm_wagtail/contribution/inspect.html"

@@ -9,7 +9,7 @@ Both actions are POSTs through the services; their errors land in the form.
 from django import forms
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpResponseForbidden
+from django.http import Http404, HttpResponseForbidden
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path, reverse
 from django.utils.functional import cached_property
@@ -34,15 +34,19 @@ from crm_core.models import (
     MergeRecord,
     PossibleDuplicate,
 )
+from crm_core.selectors.contacts import search_filter
 from crm_core.services.duplicates import mark_not_duplicate
 from crm_core.services.merge import KEEP, MERGE_FIELDS, REMOVE, merge_contacts
 
 from .choosers import CRMSnippetViewSet
 from .permissions import ReadOnlyPermissionPolicy
-from .service_views import NoBulkActionsIndexView, add_service_errors
+from .service_views import MAX_ID_DIGITS, NoBulkActionsIndexView, add_service_errors
 
 SOURCE = "admin"
 MERGE_PERMISSION = "crm_core.merge_contacts"
+CONTACT_INSPECT = "wagtailsnippets_crm_core_contact:inspect"
+# How many contacts the "merge with another contact" search lists.
+MERGE_SEARCH_LIMIT = 20
 
 
 def can_merge(user):
@@ -193,27 +197,29 @@ class MergeForm(forms.Form):
         }
 
 
-class ReviewView(WagtailAdminTemplateMixin, TemplateView):
-    """GET shows the pair side by side; POST merges or marks "not a duplicate"."""
+class MergeReviewBase(WagtailAdminTemplateMixin, TemplateView):
+    """Two contacts side by side, and the merge form (POST merges).
+
+    Subclasses set ``contact_a_id`` and ``contact_b_id`` in ``dispatch``
+    (after checking ``can_merge``) and say where to go afterwards.
+    """
 
     template_name = "crm_wagtail/duplicates/review.html"
-    page_title = _("Review possible duplicate")
     header_icon = "resubmit"
-
-    def dispatch(self, request, pk):
-        if not can_merge(request.user):
-            raise PermissionDenied
-        self.pair = get_object_or_404(
-            PossibleDuplicate.objects.select_related("contact_a", "contact_b"), pk=pk
-        )
-        return super().dispatch(request, pk=pk)
+    pair = None
+    back_label = _("Back to the queue")
 
     @property
     def index_url(self):
         return reverse(PossibleDuplicateViewSet().get_url_name("list"))
 
+    @property
+    def back_url(self):
+        return self.index_url
+
     def get_page_subtitle(self):
-        return f"{self.pair.contact_a} ~ {self.pair.contact_b}"
+        a, b = self.contacts
+        return f"{a} ~ {b}"
 
     def get_breadcrumbs_items(self):
         # Without these the admin header shows "Home" instead of the page.
@@ -226,12 +232,14 @@ class ReviewView(WagtailAdminTemplateMixin, TemplateView):
             {"url": "", "label": self.get_page_title()},
         ]
 
+    @property
+    def is_open(self):
+        return True
+
     @cached_property
     def contacts(self):
-        found = Contact.all_objects.with_details().in_bulk(
-            [self.pair.contact_a_id, self.pair.contact_b_id]
-        )
-        return found[self.pair.contact_a_id], found[self.pair.contact_b_id]
+        found = Contact.all_objects.with_details().in_bulk([self.contact_a_id, self.contact_b_id])
+        return found[self.contact_a_id], found[self.contact_b_id]
 
     @cached_property
     def rows(self):
@@ -307,22 +315,18 @@ class ReviewView(WagtailAdminTemplateMixin, TemplateView):
             form=form,
             field_rows=[(row, form[row["name"]] if row["differs"] else None) for row in self.rows],
             list_rows=self.lists(),
-            is_open=self.pair.status == DuplicateStatus.OPEN,
-            back_url=self.index_url,
+            is_open=self.is_open,
+            back_url=self.back_url,
+            back_label=self.back_label,
         )
         return context
 
-    def post(self, request, pk):
-        if request.POST.get("action") == "not_duplicate":
-            try:
-                mark_not_duplicate(self.pair, actor=request.user)
-            except ValidationError as error:
-                messages.error(request, " ".join(error.messages))
-            else:
-                messages.success(request, gettext("Marked as not a duplicate."))
-            return redirect(self.index_url)
+    def get_success_url(self, kept):
+        return self.index_url
+
+    def merge(self, request):
         form = self.get_form()
-        if self.pair.status != DuplicateStatus.OPEN:
+        if not self.is_open:
             form.is_valid()
             form.add_error(None, gettext("This pair has been decided already."))
         elif form.is_valid():
@@ -346,12 +350,155 @@ class ReviewView(WagtailAdminTemplateMixin, TemplateView):
                     gettext("%(removed)s was merged into %(kept)s.")
                     % {"removed": remove, "kept": keep},
                 )
-                return redirect(self.index_url)
+                return redirect(self.get_success_url(keep))
         return self.render_to_response(self.get_context_data(form=form), status=200)
 
 
+class ReviewView(MergeReviewBase):
+    """A pair from the queue: GET shows it; POST merges or marks "not a duplicate"."""
+
+    page_title = _("Review possible duplicate")
+
+    def dispatch(self, request, pk):
+        if not can_merge(request.user):
+            raise PermissionDenied
+        self.pair = get_object_or_404(
+            PossibleDuplicate.objects.select_related("contact_a", "contact_b"), pk=pk
+        )
+        self.contact_a_id, self.contact_b_id = self.pair.contact_a_id, self.pair.contact_b_id
+        return super().dispatch(request, pk=pk)
+
+    @property
+    def is_open(self):
+        return self.pair.status == DuplicateStatus.OPEN
+
+    def post(self, request, pk):
+        if request.POST.get("action") == "not_duplicate":
+            try:
+                mark_not_duplicate(self.pair, actor=request.user)
+            except ValidationError as error:
+                messages.error(request, " ".join(error.messages))
+            else:
+                messages.success(request, gettext("Marked as not a duplicate."))
+            return redirect(self.index_url)
+        return self.merge(request)
+
+
+def _contact_or_none(pk):
+    """The contact with id ``pk``, trashed ones included; None for an unknown id."""
+    if len(str(pk)) > MAX_ID_DIGITS:
+        return None
+    return Contact.all_objects.filter(pk=pk).first()
+
+
+class MergeContactsView(MergeReviewBase):
+    """Any two contacts side by side, chosen by staff from a contact's summary.
+
+    No ``PossibleDuplicate`` row is needed; the merge closes one if there is.
+    The contact staff started from is on the left and kept unless they choose
+    otherwise. Merging the same contact twice, a trashed or an unknown
+    contact sends staff back with a message saying so.
+    """
+
+    page_title = _("Merge contacts")
+    back_label = _("Back to the contact")
+
+    def dispatch(self, request, pk, other_pk):
+        if not can_merge(request.user):
+            raise PermissionDenied
+        contact = _contact_or_none(pk)
+        if contact is None or contact.is_deleted:
+            raise Http404
+        choose_url = reverse("crm_contact_merge", args=[pk])
+        other = _contact_or_none(other_pk)
+        problem = None
+        if other_pk == pk:
+            problem = gettext("A contact cannot be merged with itself; choose another contact.")
+        elif other is None:
+            problem = gettext("There is no contact with id %(id)s.") % {"id": other_pk}
+        elif other.is_deleted:
+            problem = gettext("%(name)s is in the trash; restore it before merging.") % {
+                "name": other
+            }
+        if problem:
+            messages.error(request, problem)
+            return redirect(choose_url)
+        self.contact_a_id, self.contact_b_id = pk, other_pk
+        return super().dispatch(request, pk=pk, other_pk=other_pk)
+
+    @property
+    def back_url(self):
+        return reverse(CONTACT_INSPECT, args=[self.contact_a_id])
+
+    def get_success_url(self, kept):
+        return reverse(CONTACT_INSPECT, args=[kept.pk])
+
+    def post(self, request, pk, other_pk):
+        return self.merge(request)
+
+
+class ChooseContactToMergeView(WagtailAdminTemplateMixin, TemplateView):
+    """Search for the contact to merge with this one; each match links to the
+    side-by-side merge screen (``MergeContactsView``). Works without script."""
+
+    template_name = "crm_wagtail/duplicates/choose.html"
+    page_title = _("Merge with another contact")
+    header_icon = "resubmit"
+
+    def dispatch(self, request, pk):
+        if not can_merge(request.user):
+            raise PermissionDenied
+        self.contact = _contact_or_none(pk)
+        if self.contact is None or self.contact.is_deleted:
+            raise Http404
+        return super().dispatch(request, pk=pk)
+
+    def get_page_subtitle(self):
+        return str(self.contact)
+
+    def matches(self, query):
+        # Live contacts of the same kind: the merge refuses any other.
+        candidates = (
+            Contact.objects.filter(kind=self.contact.kind)
+            .exclude(pk=self.contact.pk)
+            .prefetch_related("emails")
+        )
+        found = []
+        if query.isascii() and query.isdigit() and len(query) <= MAX_ID_DIGITS:
+            found = list(candidates.filter(pk=int(query)))
+        named = search_filter(candidates, query).order_by("sort_name", "pk")
+        found += [c for c in named[:MERGE_SEARCH_LIMIT] if c not in found]
+        return [
+            (c, reverse("crm_contact_merge_review", args=[self.contact.pk, c.pk]))
+            for c in found[:MERGE_SEARCH_LIMIT]
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        query = self.request.GET.get("q", "").strip()[:200]
+        context.update(
+            contact=self.contact,
+            query=query,
+            matches=self.matches(query) if query else None,
+            back_url=reverse(CONTACT_INSPECT, args=[self.contact.pk]),
+        )
+        return context
+
+
 def review_urls():
-    return [path("crm/duplicates/<int:pk>/", ReviewView.as_view(), name="crm_duplicates_review")]
+    return [
+        path("crm/duplicates/<int:pk>/", ReviewView.as_view(), name="crm_duplicates_review"),
+        path(
+            "crm/contacts/<int:pk>/merge/",
+            ChooseContactToMergeView.as_view(),
+            name="crm_contact_merge",
+        ),
+        path(
+            "crm/contacts/<int:pk>/merge/<int:other_pk>/",
+            MergeContactsView.as_view(),
+            name="crm_contact_merge_review",
+        ),
+    ]
 
 
 def refuse_bulk_actions(request, action_type, objects, action):

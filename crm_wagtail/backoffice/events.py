@@ -44,9 +44,10 @@ from crm_core.selectors.events import seats_left_of, with_seats
 from crm_core.services import events as services
 
 from . import checkin
+from .bulk_actions import ServiceBulkActionsIndexView, is_service_bulk_action
 from .choosers import CRMSnippetViewSet
 from .columns import CalendarDateColumn
-from .service_views import NoBulkActionsIndexView, ServiceCreateView
+from .service_views import ContactPrefillMixin, ServiceCreateView
 
 SOURCE = "admin"
 
@@ -378,8 +379,9 @@ class ParticipantActionView(WagtailAdminTemplateMixin, TemplateView):
         return redirect(self.index_url)
 
 
-class ParticipantIndexView(NoBulkActionsIndexView):
-    """Participants, with the service actions in each row's menu (as permitted)."""
+class ParticipantIndexView(ServiceBulkActionsIndexView):
+    """Participants, with the service actions in each row's menu (as permitted)
+    and "Mark attended" for the rows ticked (bulk_actions.py)."""
 
     @cached_property
     def action_url_name(self):
@@ -426,7 +428,7 @@ class ParticipantAdminForm(WagtailAdminModelForm):
             self.fields["role"].help_text = _("Leave blank for attendee.")
 
 
-class ParticipantCreateView(ServiceCreateView):
+class ParticipantCreateView(ContactPrefillMixin, ServiceCreateView):
     """Register one person through the service (seats, window, waiting list apply)."""
 
     def save_with_service(self):
@@ -532,8 +534,9 @@ class ParticipantPermissionPolicy(ModelPermissionPolicy):
 
 
 def refuse_participant_bulk_actions(request, action_type, objects, action):
-    # Bulk delete would bypass the services and erase registration history.
-    if getattr(action, "model", None) is Participant:
+    # Bulk delete would bypass the services and erase registration history;
+    # our own bulk actions (bulk_actions.py) call the services.
+    if getattr(action, "model", None) is Participant and not is_service_bulk_action(action):
         return HttpResponseForbidden(_("Change participants one at a time."))
     return None
 

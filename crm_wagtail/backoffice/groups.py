@@ -1,12 +1,19 @@
 """Groups, tags and the group membership history."""
 
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from wagtail.admin.forms import WagtailAdminModelForm
+from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.tables import Column, DateColumn
 
 from crm_core.models import Group, GroupMembership, Tag
+from crm_core.services.groups import add_to_group
 
 from .choosers import CRMSnippetViewSet
-from .service_views import NoBulkActionsIndexView
+from .service_views import ContactPrefillMixin, NoBulkActionsIndexView, ServiceCreateView
+
+SOURCE = "admin"
 
 
 class GroupViewSet(CRMSnippetViewSet):
@@ -32,8 +39,37 @@ class TagViewSet(CRMSnippetViewSet):
     form_fields = ["name", "slug", "description"]
 
 
+class GroupMembershipAddForm(WagtailAdminModelForm):
+    """A contact and an active group; ``add_to_group`` validates and saves."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "group" in self.fields:
+            self.fields["group"].queryset = Group.objects.filter(is_active=True)
+
+    def validate_unique(self):
+        # "Already in the group" is the service's answer, worded for staff.
+        pass
+
+
+class GroupMembershipCreateView(ContactPrefillMixin, ServiceCreateView):
+    """Add a contact to a group through ``add_to_group`` (history, timeline entry)."""
+
+    def save_with_service(self):
+        data = self.form.cleaned_data
+        membership, added = add_to_group(
+            data["contact"], data["group"], actor=self.request.user, source=SOURCE
+        )
+        if not added:
+            raise ValidationError(
+                {"group": [gettext("%(contact)s is in this group already.") % data]}
+            )
+        return membership
+
+
 class GroupMembershipViewSet(CRMSnippetViewSet):
-    """Read-only: memberships are written by add_to_group / remove_from_group."""
+    """Memberships are added with add_to_group and never edited or deleted here:
+    the rows are the history (``remove_from_group`` closes one)."""
 
     model = GroupMembership
     icon = "group"
@@ -42,6 +78,10 @@ class GroupMembershipViewSet(CRMSnippetViewSet):
     copy_view_enabled = False
     inspect_view_enabled = True
     index_view_class = NoBulkActionsIndexView
+    add_view_class = GroupMembershipCreateView
+    edit_handler = ObjectList(
+        [FieldPanel("contact"), FieldPanel("group")], base_form_class=GroupMembershipAddForm
+    )
     list_filter = ["group"]
     search_fields = ["contact__display_name"]
     search_backend_name = None

@@ -28,11 +28,13 @@ from crm_core.services import memberships as services
 from .choosers import CRMSnippetViewSet, SafeSnippetChooser
 from .columns import CalendarDateColumn
 from .service_views import (
+    ContactPrefillMixin,
     NoBulkActionsIndexView,
     ServiceActionView,
     ServiceCreateView,
     ServiceDeleteView,
     ServiceEditView,
+    safe_next_url,
 )
 
 SOURCE = "admin"
@@ -122,7 +124,7 @@ class CRMErrorMixin:
             return self.form_invalid(form)
 
 
-class MembershipCreateView(CRMErrorMixin, ServiceCreateView):
+class MembershipCreateView(ContactPrefillMixin, CRMErrorMixin, ServiceCreateView):
     def save_with_service(self):
         data = self.form.cleaned_data
         return services.join(
@@ -191,7 +193,8 @@ class CancelForm(forms.Form):
 
 
 class MembershipActionView(ServiceActionView):
-    """An action on a membership; back to the list afterwards."""
+    """An action on a membership; back to the list afterwards, or to ``?next=``
+    (the contact's summary, when the action was started there)."""
 
     header_icon = "group"
 
@@ -202,7 +205,7 @@ class MembershipActionView(ServiceActionView):
         return f"{self.object.contact.display_name}: {self.object}"
 
     def get_success_url(self):
-        return reverse("wagtailsnippets_crm_core_membership:list")
+        return safe_next_url(self.request) or reverse("wagtailsnippets_crm_core_membership:list")
 
 
 class MembershipRenewView(MembershipActionView):

@@ -7,8 +7,8 @@ from wagtail.permission_policies import ModelPermissionPolicy
 class ReadOnlyPermissionPolicy(ModelPermissionPolicy):
     """Wagtail's model permissions, with every action but "view" refused.
 
-    Used for consent records (append-only by law and by design) and group
-    membership history, which only services write. Superusers are refused
+    Used for consent records (append-only by law and by design) and merge
+    records, which only services write. Superusers are refused
     too, so no add, edit or delete button ever appears.
     """
 

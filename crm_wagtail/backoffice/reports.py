@@ -4,20 +4,22 @@ Each report is one of Wagtail's own ``ReportView``s (filters, CSV and XLSX
 export) over an aggregation from ``crm_core.selectors.reports``; the view
 only reads the filter form, formats the figures and draws a bar chart as
 inline SVG (no script). Every report needs a view permission on the model it
-counts; without it the menu item is hidden and the page answers 403.
+counts; without it the menu item is hidden and the page (and its exports)
+answers 403 Forbidden rather than Wagtail's usual redirect to the dashboard.
 """
 
 import datetime
 
 import django_filters
 from django.core.exceptions import PermissionDenied
-from django.urls import path, reverse
+from django.urls import get_resolver, path, reverse
 from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.filters import WagtailFilterSet
 from wagtail.admin.menu import MenuItem
+from wagtail.admin.paginator import WagtailPaginator
 from wagtail.admin.views.reports import ReportView
 from wagtail.admin.widgets import AdminDateInput
 
@@ -118,6 +120,10 @@ class ReportMenuItem(MenuItem):
         return request.user.has_perm(self.permission)
 
 
+class ReportPaginator(selectors.WindowCountPaginator, WagtailPaginator):
+    """Wagtail's paginator (page links, "n items"), counting from the page's own query."""
+
+
 class CRMReportView(ReportView):
     """A report over the rows ``get_report_rows()`` returns (a list or a queryset).
 
@@ -128,13 +134,19 @@ class CRMReportView(ReportView):
     results_template_name = "crm_wagtail/reports/report_results.html"
     permission = None  # "crm_core.view_..."
     paginate_by = None
+    # A paginated report runs its grouped query once, not a second time to count.
+    paginator_class = ReportPaginator
     report_columns = []
     url_name = ""
     row_class = None  # wraps each row for display and export, e.g. to add rates
 
     def dispatch(self, request, *args, **kwargs):
         if not request.user.has_perm(self.permission):
-            raise PermissionDenied
+            # A response, not PermissionDenied: Wagtail's admin turns that
+            # exception into a redirect to the dashboard, and a refused report
+            # must say 403. (Anonymous visitors never get here: Wagtail sends
+            # them to the login page first.)
+            return get_resolver().resolve_error_handler(403)(request, exception=PermissionDenied())
         return super().dispatch(request, *args, **kwargs)
 
     @property

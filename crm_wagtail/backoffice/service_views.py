@@ -6,11 +6,14 @@ hand the validated form to a service instead and turn the service's
 what is wrong next to the field without losing what they typed.
 """
 
+from urllib.parse import urlencode
+
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.functional import cached_property
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import FormView
 from wagtail.admin import messages
@@ -20,6 +23,11 @@ from wagtail.log_actions import log
 from wagtail.snippets.views import snippets
 
 from crm_core.exceptions import CRMError
+from crm_core.models import Contact
+
+# Larger ids cannot be a row's id on any database we support (64-bit keys);
+# looking one up would raise OverflowError on SQLite.
+MAX_ID_DIGITS = 18
 
 
 def add_service_errors(form, error):
@@ -57,6 +65,61 @@ class ServiceFormMixin:
             self.produced_error_code = "validation_error"
             self.produced_error_message = self.get_error_message()
             return self.form_invalid(form)
+
+
+def safe_next_url(request):
+    """The ``?next=`` address of ``request`` if it stays on this site, else None."""
+    url = request.GET.get("next", "")
+    if url and url_has_allowed_host_and_scheme(
+        url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return url
+    return None
+
+
+def contact_from_query(request):
+    """The live contact whose id is ``?contact=``; None for a missing, malformed,
+    oversized, unknown or trashed id (a link is a hint, never a reason for a 500)."""
+    value = request.GET.get("contact", "")
+    if not (value.isascii() and value.isdigit() and len(value) <= MAX_ID_DIGITS):
+        return None
+    return Contact.objects.filter(pk=int(value)).first()
+
+
+class ContactPrefillMixin:
+    """For a create view linked from a contact's summary.
+
+    ``?contact=<pk>`` fills in the form's ``contact`` field, and ``?next=``
+    (an address on this site only) is where staff land after saving: back on
+    the summary. Both survive the POST, because the form posts to the same
+    address. Staff can still choose another contact before saving.
+    """
+
+    prefill_field = "contact"
+
+    @cached_property
+    def prefill_contact(self):
+        return contact_from_query(self.request)
+
+    def get_initial(self):
+        initial = super().get_initial()
+        if self.prefill_contact is not None:
+            initial[self.prefill_field] = self.prefill_contact.pk
+        return initial
+
+    def get_add_url(self):
+        url = super().get_add_url()
+        params = {}
+        if self.prefill_contact is not None:
+            params["contact"] = self.prefill_contact.pk
+        if next_url := safe_next_url(self.request):
+            params["next"] = next_url
+        if not params:
+            return url
+        return f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+
+    def get_success_url(self):
+        return safe_next_url(self.request) or super().get_success_url()
 
 
 class ServiceCreateView(ServiceFormMixin, snippets.CreateView):
@@ -130,10 +193,13 @@ class ServiceActionView(WagtailAdminTemplateMixin, FormView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.update(
-            action_url=self.request.path,
+            action_url=self.request.get_full_path(),  # keeps ?next=
             submit_button_label=self.submit_button_label,
             submit_button_active_label=self.submit_button_label,
             object=self.object,
+            # The generic form template prints {{ media }}: without it the
+            # form's widgets (choosers, date pickers) have no script.
+            media=context["form"].media,
         )
         return context
 
