@@ -493,7 +493,7 @@ def test_lapsed_donors_second_page_shows_the_rest_and_the_full_count(client):
     lapsed_donor_rows(53)
     expected = list(reports.lapsed_donors("lybunt"))
     html = client.get(url("lapsed_donors", p=2)).content.decode()
-    assert "53 contributions" in html  # Wagtail's "n items" above the pages
+    assert "53 rows" in html  # Wagtail's "n items" above the pages: rows, not contributions
     assert f'<th scope="row">{expected[50]["contact_id"]}</th>' in html
     assert f'<th scope="row">{expected[49]["contact_id"]}</th>' not in html
 
@@ -511,5 +511,19 @@ def test_a_report_page_no_longer_runs_its_query_a_second_time_to_count(
     monkeypatch.undo()
     with django_assert_num_queries(len(before.captured_queries) - 1) as after:
         response = client.get(url("lapsed_donors"))
-    assert response.status_code == 200 and "3 contributions" in response.content.decode()
+    assert response.status_code == 200 and "3 rows" in response.content.decode()
     assert len([q for q in after.captured_queries if "GROUP BY" in q["sql"]]) == 1
+
+
+def test_lapsed_donor_names_link_to_their_summary_escaped(client):
+    staff(client, "crm_core.view_contribution")
+    donor = ContactFactory(first_name="Ann", last_name="Avery")
+    gift(donor, "10.00", at(THIS_YEAR - 1, 3, 1))
+    from crm_core.models import Contact
+
+    Contact.objects.filter(pk=donor.pk).update(display_name="<b>Ann</b> & Co")
+    html = client.get(url("lapsed_donors")).content.decode()
+    summary = reverse("wagtailsnippets_crm_core_contact:inspect", args=[donor.pk])
+    assert f'<a href="{summary}">&lt;b&gt;Ann&lt;/b&gt; &amp; Co</a>' in html
+    export = csv_rows(client.get(url("lapsed_donors", export="csv")))
+    assert export[1][1] == "<b>Ann</b> & Co"  # the export has the name, not the link

@@ -15,6 +15,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import get_resolver, path, reverse
 from django.utils.formats import date_format
 from django.utils.functional import cached_property
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.filters import WagtailFilterSet
@@ -45,10 +46,17 @@ class ReportColumn:
     "percent" (a share from 0 to 1), "date", "month" or "datetime".
     """
 
-    def __init__(self, key, label, kind="text"):
+    def __init__(self, key, label, kind="text", *, link=None):
         self.key, self.label, self.kind = key, label, kind
+        self.link = link  # row -> URL: the cell links there (on the page, not in exports)
 
     def display(self, value, row):
+        text = self._text(value, row)
+        if self.link is None or text == "—":
+            return text
+        return format_html('<a href="{}">{}</a>', self.link(row), text)
+
+    def _text(self, value, row):
         if value is None or value == "":
             return "—"
         if self.kind == "money":
@@ -64,6 +72,10 @@ class ReportColumn:
         if self.kind == "datetime":
             return date_format(value, "SHORT_DATETIME_FORMAT")
         return str(value)
+
+
+def _contact_summary_url(row):
+    return reverse("wagtailsnippets_crm_core_contact:inspect", args=[row_value(row, "contact_id")])
 
 
 def row_value(row, key):
@@ -121,7 +133,14 @@ class ReportMenuItem(MenuItem):
 
 
 class ReportPaginator(selectors.WindowCountPaginator, WagtailPaginator):
-    """Wagtail's paginator (page links, "n items"), counting from the page's own query."""
+    """Wagtail's paginator (page links, "n rows"), counting from the page's own query.
+
+    A report's rows are groups (a donor and currency, an event), not rows of
+    the model queried: the count says "rows", never "contributions".
+    """
+
+    verbose_name = _("row")
+    verbose_name_plural = _("rows")
 
 
 class CRMReportView(ReportView):
@@ -327,7 +346,7 @@ class LapsedDonorsReportView(CRMReportView):
     paginate_by = 50
     report_columns = [
         ReportColumn("contact_id", _("Contact id")),
-        ReportColumn("display_name", _("Contact")),
+        ReportColumn("display_name", _("Contact"), link=_contact_summary_url),
         ReportColumn("currency", _("Currency")),
         ReportColumn("last_gift_at", _("Last gift"), "datetime"),
         ReportColumn("gift_count", _("Gifts"), "count"),

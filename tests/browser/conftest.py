@@ -1,5 +1,6 @@
 """Fixtures for the browser tests: Debian's Chromium through Playwright, never a download."""
 
+import importlib
 import os
 from pathlib import Path
 
@@ -56,3 +57,14 @@ def demo_site(transactional_db, monkeypatch):
     monkeypatch.setenv("DEMO_ADMIN_PASSWORD", ADMIN_PASSWORD)
     call_command("demo_site", stdout=open(os.devnull, "w"))  # noqa: SIM115
     return {"username": "admin", "password": ADMIN_PASSWORD}
+
+
+@pytest.fixture
+def reference_data(demo_site):
+    """The roles, funds and membership status rules every site starts with.
+
+    Transactional tests empty the tables the migration filled; put back what it made.
+    """
+    from django.apps import apps
+
+    importlib.import_module("crm_core.migrations.0004_default_reference_data").create(apps, None)

@@ -6,12 +6,10 @@ checkout page, which delivers its signed webhooks to the live server as
 Stripe would. Every form page and every thank-you page is checked with axe.
 """
 
-import importlib
 import re
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.core import mail
 from django.urls import reverse
 from wagtail.models import Page
@@ -100,15 +98,6 @@ class Visit:
         text = self.thanks_text()
         assert PAID in text
         return text
-
-
-@pytest.fixture
-def reference_data(demo_site):
-    """The roles, funds and membership status rules every site starts with.
-
-    Transactional tests empty the tables the migration filled; put back what it made.
-    """
-    importlib.import_module("crm_core.migrations.0004_default_reference_data").create(apps, None)
 
 
 @pytest.fixture
