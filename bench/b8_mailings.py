@@ -229,55 +229,6 @@ def ensure_audience():
             batch_size=2000,
         )
     return group
-    with transaction.atomic():
-        old = Contact.all_objects.filter(emails__email_normalized__endswith=f"@{EMAIL_DOMAIN}")
-        Contact.all_objects.filter(pk__in=list(old.values_list("pk", flat=True))).delete()
-        GroupMembership.objects.filter(group=group).delete()
-        contacts = []
-        for n in range(RECIPIENTS):
-            first, last = f"Reader{n}", "Bench"
-            display, sort, key = contact_names(kind="individual", first_name=first, last_name=last)
-            contacts.append(
-                Contact(
-                    kind="individual",
-                    first_name=first,
-                    last_name=last,
-                    display_name=display,
-                    sort_name=sort,
-                    name_key=key,
-                )
-            )
-        Contact.objects.bulk_create(contacts, batch_size=2000)
-        ContactEmail.objects.bulk_create(
-            [
-                ContactEmail(
-                    contact=c,
-                    email=f"reader{n}@{EMAIL_DOMAIN}",
-                    email_normalized=f"reader{n}@{EMAIL_DOMAIN}",
-                    is_primary=True,
-                )
-                for n, c in enumerate(contacts)
-            ],
-            batch_size=2000,
-        )
-        ConsentRecord.objects.bulk_create(
-            [
-                ConsentRecord(
-                    contact=c,
-                    purpose=PURPOSE,
-                    channel=Channel.EMAIL,
-                    granted=True,
-                    source="bench",
-                    wording="Send me the bench newsletter.",
-                )
-                for c in contacts
-            ],
-            batch_size=2000,
-        )
-        GroupMembership.objects.bulk_create(
-            [GroupMembership(contact=c, group=group) for c in contacts], batch_size=2000
-        )
-    return group
 
 
 def new_mailing(group, name):

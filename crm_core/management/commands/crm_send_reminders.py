@@ -5,18 +5,10 @@ docs/communications.md for cron lines). Idempotent: each reminder goes out
 once, however often it runs; a second run prints ``sent: 0``.
 """
 
-import datetime
-
 from django.core.management.base import BaseCommand, CommandError
 
+from crm_core.management.options import date_option
 from crm_core.services.reminders import send_renewal_reminders
-
-
-def _date(value):
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"--date: expected YYYY-MM-DD, got {value[:20]!r}.") from None
 
 
 class Command(BaseCommand):
@@ -31,7 +23,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, date=None, **options):
-        counts = send_renewal_reminders(today=_date(date) if date else None)
+        counts = send_renewal_reminders(today=date_option(date) if date else None)
         for name, count in counts.items():
             self.stdout.write(f"{name}: {count}")
         if counts["failed"]:

@@ -4,19 +4,11 @@ Run it once a day (see docs/memberships.md for a cron line). Idempotent: a
 second run on the same day changes nothing and prints zeros.
 """
 
-import datetime
-
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from crm_core.management.options import date_option
 from crm_core.services.memberships import update_membership_statuses
-
-
-def _date(value):
-    try:
-        return datetime.date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"--date: expected YYYY-MM-DD, got {value[:20]!r}.") from None
 
 
 class Command(BaseCommand):
@@ -34,7 +26,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, date=None, **options):
-        today = _date(date) if date else None
+        today = date_option(date) if date else None
         try:
             counts = update_membership_statuses(today=today)
         except ValidationError as exc:
