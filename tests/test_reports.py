@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from wagtail.admin.paginator import WagtailPaginator
 
-from crm_core.models import Event
+from crm_core.models import Event, ParticipantRole
 from crm_core.selectors import reports
 from crm_core.services import contributions as svc
 from crm_core.services import events as event_svc
@@ -309,6 +309,28 @@ def test_event_attendance_counts_and_fill_rate():
     assert reports.attendance_rate(row) == pytest.approx(2 / 3)
     others = [r for pk, r in rows.items() if pk != event.pk]
     assert reports.fill_rate(others[0]) is None and reports.attendance_rate(others[0]) is None
+
+
+def test_event_attendance_page_counts_the_waitlist_and_only_the_seats_held():
+    earlier = EventFactory(starts_at=timezone.now() + datetime.timedelta(days=1))
+    event = EventFactory(capacity=1, waitlist_enabled=True)
+    seated, waiting, steward = ContactFactory(), ContactFactory(), ContactFactory()
+    taken = event_svc.register(event, registered_by=seated, attendees=[{"contact": seated}])[0]
+    event_svc.register(event, registered_by=waiting, attendees=[{"contact": waiting}])
+    role = ParticipantRole.objects.create(
+        name="Steward", slug="steward", counts_towards_capacity=False
+    )
+    event_svc.register(event, registered_by=steward, attendees=[{"contact": steward, "role": role}])
+    event_svc.cancel_registration(taken)  # the seat is offered to the first on the waitlist
+
+    paginator = reports.WindowCountPaginator(reports.event_attendance(), 1)
+    first, second = paginator.get_page(1)[0], paginator.get_page(2)[0]
+
+    assert (first.pk, first.booked, first.seats_taken) == (earlier.pk, 0, 0)
+    assert second.pk == event.pk
+    assert (second.booked, second.registered, second.cancelled, second.waitlisted) == (1, 1, 1, 1)
+    assert second.seats_taken == 1  # the open offer; the steward takes no seat
+    assert reports.fill_rate(second) == 1
 
 
 # -- exports --------------------------------------------------------------------------------
