@@ -311,6 +311,22 @@ def test_event_attendance_counts_and_fill_rate():
     assert reports.fill_rate(others[0]) is None and reports.attendance_rate(others[0]) is None
 
 
+def test_event_attendance_counts_every_event_when_counted_in_chunks(
+    monkeypatch, django_assert_num_queries
+):
+    monkeypatch.setattr(reports._AttendanceIterable, "chunk", 2)
+    events = [EventFactory(capacity=5) for _ in range(5)]
+    for index, event in enumerate(events):
+        for _ in range(index):
+            person = ContactFactory()
+            event_svc.register(event, registered_by=person, attendees=[{"contact": person}])
+    with django_assert_num_queries(1 + 3):  # the events, then 2 + 2 + 1 of them counted
+        rows = list(reports.event_attendance())
+    assert [(row.pk, row.booked, row.seats_taken) for row in rows] == [
+        (event.pk, index, index) for index, event in enumerate(events)
+    ]
+
+
 def test_event_attendance_page_counts_the_waitlist_and_only_the_seats_held():
     earlier = EventFactory(starts_at=timezone.now() + datetime.timedelta(days=1))
     event = EventFactory(capacity=1, waitlist_enabled=True)
