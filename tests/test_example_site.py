@@ -87,3 +87,9 @@ def test_environment_selects_postgres_redis_and_hosts(tmp_path):
     assert info["cache"] == "django.core.cache.backends.redis.RedisCache"
     assert info["hosts"] == ["crm.example.org", "www.example.org"]
     assert info["tasks"] == "django_tasks_rq.RQBackend"
+
+
+def test_the_admin_does_not_ask_wagtail_org_for_updates(client, superuser):
+    client.force_login(superuser)
+    html = client.get("/admin/").content.decode()
+    assert "w-upgrade" not in html  # the panel whose script asks releases.wagtail.org
