@@ -220,6 +220,66 @@ def test_an_unknown_event_type_is_acknowledged_and_stored_as_ignored(client, api
     assert api.calls == []
 
 
+class FakeTask:
+    """Stands in for ``process_stripe_event_task``; ``enqueue`` calls ``enqueue``."""
+
+    def __init__(self, enqueue):
+        self.enqueue = enqueue
+
+
+def test_repeats_of_an_unknown_event_type_are_counted_and_stay_ignored(client, api):
+    for _ in range(3):
+        assert post(client, "evt_1", "customer.created", "cus_1").status_code == 200
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.attempts) == ("ignored", 3)
+    assert event.error == "Not an event type we handle."
+    assert event.processed_at is not None
+
+
+def test_a_repeat_of_an_event_still_being_processed_is_not_queued_again(client, api, monkeypatch):
+    from crm_payments import tasks
+
+    WebhookEvent.objects.create(
+        provider="stripe",
+        event_id="evt_1",
+        event_type="checkout.session.completed",
+        object_id="cs_oneoff",
+    )
+    queued = []
+    monkeypatch.setattr(tasks, "process_stripe_event_task", FakeTask(queued.append))
+    response = post(client, "evt_1", "checkout.session.completed", "cs_oneoff")
+    assert response.json() == {"status": "duplicate"}
+    assert queued == []
+    assert WebhookEvent.objects.get().attempts == 2
+
+
+def test_when_the_task_queue_fails_the_event_is_kept_as_failed_and_a_later_delivery_applies_it(
+    client, api, payment, monkeypatch
+):
+    from crm_payments import tasks
+
+    working = tasks.process_stripe_event_task
+
+    def broken(*args):
+        raise ConnectionError("queue down")
+
+    monkeypatch.setattr(tasks, "process_stripe_event_task", FakeTask(broken))
+    client.raise_request_exception = False
+    response = post(client, "evt_1", "checkout.session.completed", "cs_oneoff")
+    # Not acknowledged, so Stripe delivers it again; the stored event says why.
+    assert response.status_code == 500
+    event = WebhookEvent.objects.get()
+    assert event.status == "failed"
+    assert "queue down" in event.error
+    assert fresh(payment).status == "pending"
+
+    monkeypatch.setattr(tasks, "process_stripe_event_task", working)
+    assert post(client, "evt_1", "checkout.session.completed", "cs_oneoff").status_code == 200
+    event = WebhookEvent.objects.get()
+    assert (event.status, event.attempts) == ("processed", 2)
+    assert fresh(payment).status == "succeeded"
+
+
 def test_an_object_that_is_not_ours_is_acknowledged_and_ignored_with_a_note(client, api):
     api.put({**api.objects["cs_oneoff"], "id": "cs_other", "metadata": {}})
     api.objects["cs_other"]["client_reference_id"] = None

@@ -5,14 +5,17 @@ but the event's id, type and object id, and only once stripe's own code
 (``stripe.WebhookSignature.verify_header``, what ``construct_event`` calls)
 has checked the signature and the timestamp. Then:
 
-1. the event id is stored once (``WebhookEvent``, unique per provider), in a
-   transaction of its own: a second delivery of the same event, even one
-   arriving at the same moment on another server, finds the row and is
-   answered 200 without being processed again, unless the first attempt
-   failed (or died part way, ``STALE_AFTER`` ago);
-2. the event is handed to ``process_stripe_event_task`` (the task worker)
-   and the request is answered at once: Stripe asks for a quick 2xx, and the
-   work needs a round trip to Stripe and a transaction;
+1. the event id is stored once (``WebhookEvent``, unique per provider) by
+   one autocommitted statement that also counts repeated deliveries: a
+   second delivery of the same event, even one arriving at the same moment
+   on another server, finds the row and is answered 200 without being
+   processed again, unless the first attempt failed (or died part way,
+   ``STALE_AFTER`` ago);
+2. a first delivery is handed to ``process_stripe_event_task`` (the task
+   worker) and the request is answered at once: Stripe asks for a quick 2xx,
+   and the work needs a round trip to Stripe and a transaction. If queueing
+   fails, the stored event is marked failed, so the next delivery (or the
+   reconcile command) takes it again;
 3. the task runs the handler for the event's type (``HANDLERS``, a dict in
    the manner of Saleor's Stripe plugin), which re-fetches the object from
    Stripe and passes it to ``stripe_sync``, whose functions apply Stripe's
@@ -35,9 +38,10 @@ import logging
 import stripe
 from django.core.exceptions import RequestDataTooBig, ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.http import JsonResponse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -56,6 +60,7 @@ MAX_BODY_BYTES = 1024 * 1024
 # A delivery still marked "received" this long after the first one died part
 # way (a killed worker): a later delivery processes it again.
 STALE_AFTER = datetime.timedelta(minutes=10)
+IGNORED_NOTE = "Not an event type we handle."
 
 
 # -- handlers: re-fetch the object, then sync it -------------------------------------------
@@ -179,39 +184,43 @@ def _read_event(request):
     return event_id, event_type[:100], object_id, bool(value(event, "livemode"))
 
 
-def _insert_once(event_id, event_type, object_id, livemode):
-    """Store a first delivery: its row id, or None when the event id is already stored.
+def _store(event_id, event_type, object_id, livemode, status):
+    """Store a delivery: the event's (row id, status, received_at, deliveries).
 
-    One statement (INSERT ... ON CONFLICT DO NOTHING, which PostgreSQL and
-    SQLite both have): no savepoint, so storing the event and queueing its
-    task commit together, once. The unique constraint decides between
-    concurrent deliveries.
+    One autocommitted statement (INSERT ... ON CONFLICT DO UPDATE ... RETURNING,
+    which PostgreSQL and SQLite both have): a first delivery inserts the row
+    (deliveries 1), a repeated one counts itself on the stored row. The
+    unique constraint decides between concurrent deliveries: the database
+    makes the second wait for the first and then counts it, so exactly one
+    of them sees deliveries == 1.
     """
     table = WebhookEvent._meta.db_table
+    now = timezone.now()
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (provider, event_id, event_type, object_id, livemode,"  # noqa: S608 - our own table name
-            " status, attempts, error, received_at) VALUES (%s, %s, %s, %s, %s, %s, 1, '', %s)"
-            " ON CONFLICT (provider, event_id) DO NOTHING RETURNING id",
+            " status, attempts, error, received_at, processed_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 1, %s, %s, %s)"
+            f" ON CONFLICT (provider, event_id) DO UPDATE SET attempts = {table}.attempts + 1"
+            " RETURNING id, status, received_at, attempts",
             [
                 PROVIDER,
                 event_id,
                 event_type,
                 object_id,
                 livemode,
-                WebhookStatus.RECEIVED.value,
-                timezone.now(),
+                status,
+                "" if status == WebhookStatus.RECEIVED else IGNORED_NOTE,
+                now,
+                None if status == WebhookStatus.RECEIVED else now,
             ],
         )
-        row = cursor.fetchone()
-    return row[0] if row else None
-
-
-def _seen_again(event_id):
-    """The stored event of a repeated delivery, its delivery count raised by one."""
-    seen = WebhookEvent.objects.filter(provider=PROVIDER, event_id=event_id)
-    seen.update(attempts=F("attempts") + 1)
-    return seen.get()
+        row_id, stored_status, received_at, deliveries = cursor.fetchone()
+    if isinstance(received_at, str):  # SQLite hands a raw cursor text, in UTC
+        received_at = parse_datetime(received_at)
+    if timezone.is_naive(received_at):
+        received_at = timezone.make_aware(received_at, datetime.UTC)
+    return row_id, stored_status, received_at, deliveries
 
 
 def _finish(record, status, error=""):
@@ -221,13 +230,10 @@ def _finish(record, status, error=""):
     return JsonResponse({"status": str(status)})
 
 
-def _needs_processing(record):
-    if record.status == WebhookStatus.FAILED:
+def _needs_processing(status, received_at):
+    if status == WebhookStatus.FAILED:
         return True
-    return (
-        record.status == WebhookStatus.RECEIVED
-        and record.received_at < timezone.now() - STALE_AFTER
-    )
+    return status == WebhookStatus.RECEIVED and received_at < timezone.now() - STALE_AFTER
 
 
 @csrf_exempt
@@ -244,32 +250,39 @@ def webhook_view(request):
         return _refuse(request, str(error))
 
     # Stripe wants a quick 2xx; the work (a round trip to Stripe and a
-    # transaction) runs in the task worker. With the database task backend the
-    # event and its task commit together; the immediate backend (tests) runs
-    # the task here and now.
+    # transaction) runs in the task worker (the immediate backend of the
+    # tests runs it here and now).
+    known = event_type in HANDLERS
+    status = WebhookStatus.RECEIVED if known else WebhookStatus.IGNORED
+    row_id, stored_status, received_at, deliveries = _store(
+        event_id, event_type, object_id, livemode, status
+    )
+    if not known:
+        return JsonResponse({"status": WebhookStatus.IGNORED.value})
+    if deliveries > 1 and not _needs_processing(stored_status, received_at):
+        return JsonResponse({"status": "duplicate"})
+    _enqueue(row_id)
+    return JsonResponse({"status": "accepted"})
+
+
+def _enqueue(row_id):
+    """Hand a stored event to the task worker.
+
+    The event row is already committed: if queueing fails, the event is
+    marked failed (the next delivery, which the error answer makes Stripe
+    send, or ``crm_stripe_reconcile`` processes it again) and the error
+    goes on; if the process dies in between, the event stays "received" and
+    is taken again ``STALE_AFTER`` later the same ways.
+    """
     from ..tasks import process_stripe_event_task
 
-    known = event_type in HANDLERS
-    with transaction.atomic():
-        record_id = _insert_once(event_id, event_type, object_id, livemode)
-        if record_id is not None and known:
-            process_stripe_event_task.enqueue(record_id)
-    if record_id is None:
-        record = _seen_again(event_id)
-        if not _needs_processing(record):
-            return JsonResponse({"status": "duplicate"})
-        if known:
-            process_stripe_event_task.enqueue(record.pk)
-            return JsonResponse({"status": "accepted"})
-        record_id = record.pk
-    if not known:
-        WebhookEvent.objects.filter(pk=record_id).update(
-            status=WebhookStatus.IGNORED,
-            error="Not an event type we handle.",
-            processed_at=timezone.now(),
+    try:
+        process_stripe_event_task.enqueue(row_id)
+    except Exception as error:
+        WebhookEvent.objects.filter(pk=row_id, status=WebhookStatus.RECEIVED).update(
+            status=WebhookStatus.FAILED, error=f"Could not be queued: {error!r}"[:2000]
         )
-        return JsonResponse({"status": WebhookStatus.IGNORED.value})
-    return JsonResponse({"status": "accepted"})
+        raise
 
 
 def process_event(record_id):
@@ -286,7 +299,7 @@ def process_event(record_id):
     event_id, event_type = record.event_id, record.event_type
     handler = HANDLERS.get(event_type)
     if handler is None:
-        _finish(record, WebhookStatus.IGNORED, "Not an event type we handle.")
+        _finish(record, WebhookStatus.IGNORED, IGNORED_NOTE)
         return WebhookStatus.IGNORED
     try:
         changes = handler(record.object_id)
