@@ -6,10 +6,15 @@ server accepted a message loses nothing and sends nothing twice once a
 later run picks its claimed rows up; the single message in flight when it
 died after the server accepted it goes out a second time, with the same
 Message-ID.
+
+Django's SMTP backend takes the service's fast path (it speaks SMTP to the
+backend's connection itself), so the deaths are injected at the SMTP
+socket and at the "sent" mark.
 """
 
 import email
 import email.policy
+import smtplib
 import socket
 import threading
 import time
@@ -79,28 +84,36 @@ def sink(settings):
     controller.stop()
 
 
-class DyingBeforeAcceptBackend(SMTPBackend):
-    """Dies when asked to send message number ``die_at`` (1-based), before sending it."""
+def die_before_accepting(monkeypatch, die_at):
+    """Kill the worker in the DATA of message ``die_at`` (1-based), before its final "." line.
 
-    die_at = 0
-    calls = 0
+    The body went out, the end of the DATA did not: the server has not accepted it.
+    """
+    bodies, send = [], smtplib.SMTP.send
 
-    def send_messages(self, messages):
-        type(self).calls += 1
-        if type(self).calls == self.die_at:
-            raise WorkerKilled
-        return super().send_messages(messages)
+    def dying(smtp, data):
+        if isinstance(data, bytes) and data.endswith(b"\r\n.\r\n"):
+            bodies.append(data)
+            if len(bodies) == die_at:
+                send(smtp, data[:-3])
+                raise WorkerKilled
+        send(smtp, data)
+
+    monkeypatch.setattr(smtplib.SMTP, "send", dying)
 
 
-class DyingAfterAcceptBackend(DyingBeforeAcceptBackend):
-    """Dies right after the server accepted message number ``die_at``."""
+def die_after_accepting(monkeypatch, die_at):
+    """Kill the worker once the server accepted message ``die_at``, before it is marked sent."""
+    marks, finish = [], service._finish
 
-    def send_messages(self, messages):
-        type(self).calls += 1
-        sent = SMTPBackend.send_messages(self, messages)
-        if type(self).calls == self.die_at:
-            raise WorkerKilled
-        return sent
+    def dying(recipient, status, error=""):
+        if status == RecipientStatus.SENT:
+            marks.append(recipient.pk)
+            if len(marks) == die_at:
+                raise WorkerKilled
+        finish(recipient, status, error)
+
+    monkeypatch.setattr(service, "_finish", dying)
 
 
 def make_audience(count):
@@ -150,22 +163,22 @@ def test_a_mailing_arrives_as_text_and_html_with_one_click_unsubscribe(sink, cli
 
 
 @pytest.mark.django_db
-def test_a_worker_killed_mid_batch_then_restarted_sends_everyone_exactly_once(sink, settings):
+def test_a_worker_killed_mid_batch_then_restarted_sends_everyone_exactly_once(
+    sink, settings, monkeypatch
+):
     mailing, addresses = make_audience(7)
     service.send_mailing(mailing)
-    settings.EMAIL_BACKEND = f"{__name__}.DyingBeforeAcceptBackend"
-    DyingBeforeAcceptBackend.calls, DyingBeforeAcceptBackend.die_at = 0, 4
+    with monkeypatch.context() as patch:
+        die_before_accepting(patch, die_at=4)
+        with pytest.raises(WorkerKilled):
+            service.send_pending(mailing, batch_size=5)
 
-    with pytest.raises(WorkerKilled):
-        service.send_pending(mailing, batch_size=5)
-
-    assert len(sink.messages) == 3
+    assert sink.count_by_address() == dict.fromkeys(addresses[:3], 1)
     statuses = list(mailing.recipients.order_by("id").values_list("status", flat=True))
     assert statuses == ["sent"] * 3 + ["sending"] * 2 + ["pending"] * 2
 
     # A restart within the claim timeout leaves the dead worker's rows alone
     # (it might only be slow) and sends the rest.
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     progress = service.send_pending(mailing, batch_size=5)
     assert (progress.handled, progress.finished) == (2, False)
 
@@ -180,15 +193,15 @@ def test_a_worker_killed_mid_batch_then_restarted_sends_everyone_exactly_once(si
 
 
 @pytest.mark.django_db
-def test_a_worker_killed_after_the_server_accepted_resends_only_that_message(sink, settings):
+def test_a_worker_killed_after_the_server_accepted_resends_only_that_message(
+    sink, settings, monkeypatch
+):
     mailing, addresses = make_audience(5)
     service.send_mailing(mailing)
-    settings.EMAIL_BACKEND = f"{__name__}.DyingAfterAcceptBackend"
-    DyingAfterAcceptBackend.calls, DyingAfterAcceptBackend.die_at = 0, 2
-
-    with pytest.raises(WorkerKilled):
-        service.send_pending(mailing, batch_size=5)
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    with monkeypatch.context() as patch:
+        die_after_accepting(patch, die_at=2)
+        with pytest.raises(WorkerKilled):
+            service.send_pending(mailing, batch_size=5)
     settings.CRM = {**settings.CRM, "MAILING_CLAIM_TIMEOUT": 0}
     service.send_pending(mailing, batch_size=5)
 
@@ -200,9 +213,9 @@ def test_a_worker_killed_after_the_server_accepted_resends_only_that_message(sin
 
 
 class SlowBackend(SMTPBackend):
-    def send_messages(self, messages):
+    def open(self):
         time.sleep(0.01)
-        return super().send_messages(messages)
+        return super().open()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -244,11 +257,10 @@ def test_the_task_looks_again_after_the_claim_timeout_when_a_dead_worker_holds_r
 ):
     mailing, _addresses = make_audience(3)
     service.send_mailing(mailing)
-    settings.EMAIL_BACKEND = f"{__name__}.DyingBeforeAcceptBackend"
-    DyingBeforeAcceptBackend.calls, DyingBeforeAcceptBackend.die_at = 0, 2
-    with pytest.raises(WorkerKilled):
-        service.send_pending(mailing, batch_size=5)
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    with monkeypatch.context() as patch:
+        die_before_accepting(patch, die_at=2)
+        with pytest.raises(WorkerKilled):
+            service.send_pending(mailing, batch_size=5)
     later = []
     monkeypatch.setattr(
         "crm_core.tasks._enqueue_mailing_again",
