@@ -148,3 +148,40 @@ def test_the_pages_do_not_exist_without_debug_or_a_directory(staff_client, setti
     settings.DEMO_MAIL_DIR = ""
 
     assert staff_client.get(LIST).status_code == 404
+
+
+def test_a_mailing_sent_by_the_worker_arrives_in_the_catcher_and_reads_back(
+    staff_client, mail_dir, settings
+):
+    """The demo's path: send_pending (the SMTP fast path) to the catcher, then the page."""
+    from crm_core.models import Mailing
+    from crm_core.services import mailings as service
+    from crm_core.services.groups import add_to_group
+    from tests.factories import ContactFactory, GroupFactory
+
+    port = _free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    group = GroupFactory()
+    add_to_group(ContactFactory(first_name="Zoë", emails=["zoe@example.org"]), group)
+    mailing = Mailing.objects.create(
+        name="Autumn",
+        subject="Autumn news for {{ first_name }}",
+        body_html="<p>Grüße, {{ first_name }} <b>&amp;</b> co</p>",
+        from_email="news@example.org",
+    )
+    mailing.include_groups.set([group])
+    service.send_mailing(mailing)
+    controller = start_catcher(mail_dir, port=port)
+    try:
+        progress = service.send_pending(mailing)
+    finally:
+        controller.stop()
+
+    assert progress.finished
+    (path,) = mail_dir.iterdir()
+    html = staff_client.get(f"{LIST}{path.name}/").content.decode()
+    assert "Autumn news for Zoë" in html
+    # The text part, made from the HTML (spaces around inline tags kept), escaped.
+    assert "<pre>Grüße, Zoë &amp; co" in html
+    assert "List-Unsubscribe-Post" in html

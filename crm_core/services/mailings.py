@@ -290,6 +290,9 @@ def refresh_counts(mailing):
 # -- rendering ------------------------------------------------------------------------------
 
 
+_WHITE_SPACE = re.compile(r"\s+")
+
+
 class _TextFromHTML(HTMLParser):
     BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "ul", "ol"}
     SKIP = {"style", "script", "head", "title"}
@@ -322,7 +325,9 @@ class _TextFromHTML(HTMLParser):
 
     def handle_data(self, data):
         if not self.skipping:
-            self.parts.append(" ".join(data.split()) if data.strip() else " ")
+            # Runs of white space become one space, kept at the edges:
+            # "Ann <b>and</b> Bob" must not read "AnnandBob".
+            self.parts.append(_WHITE_SPACE.sub(" ", data))
 
 
 def text_from_html(html):
