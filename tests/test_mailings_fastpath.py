@@ -222,3 +222,26 @@ def test_a_message_deferred_at_the_end_of_data_goes_back_to_pending(sink, monkey
     }
     assert mailing.recipients.get(email="r1@example.org").attempts == 1
     assert sink.count_by_address() == {"r0@example.org": 1}
+
+
+@pytest.mark.django_db
+def test_the_sent_mark_records_when_and_touches_only_a_row_still_ours():
+    import uuid
+
+    mailing, _contact = make_mailing("Hi", ASCII_HTML, "")
+    group = mailing.include_groups.get()
+    add_to_group(ContactFactory(emails=["second@example.org"]), group)
+    service.send_mailing(mailing)
+    first, second = service._claim(mailing, 10)
+
+    with freeze_time("2026-12-04 10:00:00"):
+        service._finish(first, RecipientStatus.SENT)
+    # Another worker took the second row again (its claim timed out): not ours to settle.
+    mailing.recipients.filter(pk=second.pk).update(claim_token=uuid.uuid4())
+    service._finish(second, RecipientStatus.FAILED, "too late")
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.error) == (RecipientStatus.SENT, "")
+    assert first.sent_at.isoformat() == "2026-12-04T10:00:00+00:00"
+    assert (second.status, second.error, second.sent_at) == (RecipientStatus.SENDING, "", None)
