@@ -104,16 +104,15 @@ def die_before_accepting(monkeypatch, die_at):
 
 def die_after_accepting(monkeypatch, die_at):
     """Kill the worker once the server accepted message ``die_at``, before it is marked sent."""
-    marks, finish = [], service._finish
+    marks, sent = [], service._SentMarks.sent
 
-    def dying(recipient, status, error=""):
-        if status == RecipientStatus.SENT:
-            marks.append(recipient.pk)
-            if len(marks) == die_at:
-                raise WorkerKilled
-        finish(recipient, status, error)
+    def dying(self, recipient):
+        marks.append(recipient.pk)
+        if len(marks) == die_at:
+            raise WorkerKilled
+        sent(self, recipient)
 
-    monkeypatch.setattr(service, "_finish", dying)
+    monkeypatch.setattr(service._SentMarks, "sent", dying)
 
 
 def make_audience(count):

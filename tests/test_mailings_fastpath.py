@@ -245,3 +245,94 @@ def test_the_sent_mark_records_when_and_touches_only_a_row_still_ours():
     assert (first.status, first.error) == (RecipientStatus.SENT, "")
     assert first.sent_at.isoformat() == "2026-12-04T10:00:00+00:00"
     assert (second.status, second.error, second.sent_at) == (RecipientStatus.SENDING, "", None)
+
+
+def five_readers():
+    mailing, _contact = make_mailing("Hi {{ first_name }}", ASCII_HTML, "")
+    group = mailing.include_groups.get()
+    for number in range(4):
+        add_to_group(ContactFactory(emails=[f"reader{number}@example.org"]), group)
+    service.send_mailing(mailing)
+    return mailing
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_accepted_message_is_recorded_before_the_next_can_be_accepted(sink, monkeypatch):
+    # Outside a transaction (a worker) PostgreSQL gets the marks without our
+    # waiting for each reply; the promise must hold all the same.
+    if service.db_connection.vendor == "postgresql":
+        assert service._SentMarks().pgconn is not None
+    mailing = five_readers()
+    recorded_at_final_line, send = [], test_mailings_delivery.smtplib.SMTP.send
+
+    def send_and_look(smtp, data):
+        if isinstance(data, bytes) and data.endswith(b"\r\n.\r\n"):
+            # The server accepts a message only at its final line.
+            recorded_at_final_line.append(
+                mailing.recipients.filter(status=RecipientStatus.SENT).count()
+            )
+        send(smtp, data)
+
+    monkeypatch.setattr(test_mailings_delivery.smtplib.SMTP, "send", send_and_look)
+    progress = service.send_pending(mailing, batch_size=10)
+
+    assert progress.finished
+    assert recorded_at_final_line == [0, 1, 2, 3, 4]
+    assert len(sink.messages) == 5
+    assert (
+        mailing.recipients.filter(status=RecipientStatus.SENT, sent_at__isnull=False).count() == 5
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_dying_with_marks_in_flight_resends_only_the_unrecorded_message(
+    sink, settings, monkeypatch
+):
+    mailing = five_readers()
+    with monkeypatch.context() as patch:
+        test_mailings_delivery.die_after_accepting(patch, die_at=3)
+        with pytest.raises(test_mailings_delivery.WorkerKilled):
+            service.send_pending(mailing, batch_size=10)
+    statuses = list(mailing.recipients.order_by("id").values_list("status", flat=True))
+    assert statuses == ["sent", "sent", "sending", "sending", "sending"]
+    settings.CRM = {**settings.CRM, "MAILING_CLAIM_TIMEOUT": 0}
+
+    assert service.send_pending(mailing, batch_size=10).finished
+
+    counts = sorted(sink.count_by_address().values())
+    assert counts == [1, 1, 1, 1, 2]
+    assert mailing.recipients.filter(status=RecipientStatus.SENT).count() == 5
+
+
+@pytest.mark.django_db
+def test_a_personal_link_is_signed_only_for_a_mailing_that_uses_it(sink, settings, monkeypatch):
+    from urllib.parse import parse_qs, urlsplit
+
+    from crm_core.links import read_contact_token
+
+    settings.CRM = {**settings.CRM, "PERSONAL_LINK_PAGES": {"renew": "/join/"}}
+    purposes, make_token = [], service.make_contact_token
+
+    def counting(contact, purpose):
+        purposes.append(purpose.split("-")[0])
+        return make_token(contact, purpose)
+
+    monkeypatch.setattr(service, "make_contact_token", counting)
+    with_link, contact = make_mailing("Hi", "<a href='{{ renew_url }}'>Renew</a>", "")
+    service.send_mailing(with_link)
+    service.send_pending(with_link, batch_size=10)
+    without_link = Mailing.objects.create(
+        name="Plain", subject="Hi", body_html=ASCII_HTML, from_email="news@example.org"
+    )
+    without_link.include_groups.set(with_link.include_groups.all())
+    service.send_mailing(without_link)
+    purposes.clear()
+    service.send_pending(without_link, batch_size=10)
+
+    assert purposes == ["unsubscribe"]
+    first, _second = sink.to("zoe@example.org")
+    html = first.get_body(("html",)).get_content()
+    link = html.split("href='")[1].split("'")[0].replace("&amp;", "&")
+    assert link.startswith(service.site_url("/join/?"))
+    token = parse_qs(urlsplit(link).query)[service.FORM_LINK_PARAMETER][0]
+    assert read_contact_token(token, service.FORM_LINK_PURPOSE) == contact

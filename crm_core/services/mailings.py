@@ -26,7 +26,8 @@ Sending (``send_batch``, ``send_mailing``)
     concurrent workers never claim the same row; SQLite serialises writers),
     marking them ``sending`` with a claim token and time. It then sends them
     over one connection of the email backend, each marked ``sent`` in its own
-    autocommitted UPDATE.
+    autocommitted UPDATE (on PostgreSQL sent without waiting for its reply,
+    which is read before the next message's final line: ``_SentMarks``).
 
     The SMTP fast path. With Django's SMTP backend (``isinstance`` of
     ``django.core.mail.backends.smtp.EmailBackend``) the batch talks to the
@@ -393,11 +394,17 @@ class _MailingLinks:
 
     _PLACEHOLDER = "crm-token-placeholder"
 
-    def __init__(self, mailing):
+    def __init__(self, mailing, *, used_by=None):
         self.unsubscribe_purpose = _unsubscribe_purpose(mailing.pk)
         path = reverse("crm_core:mailing_unsubscribe", args=[mailing.pk, self._PLACEHOLDER])
         self.unsubscribe_head, self.unsubscribe_tail = site_url(path).rsplit(self._PLACEHOLDER, 1)
         self.pages = {page: _personal_link_base(page) for page in PERSONAL_LINK_TOKENS}
+        if used_by is not None:
+            # Signing a token costs as much as rendering: a link no template
+            # names is left empty (its name must appear in the source to be used).
+            self.pages = {
+                page: base if f"{page}_url" in used_by else "" for page, base in self.pages.items()
+            }
 
     def unsubscribe_url(self, contact):
         token = make_contact_token(contact, self.unsubscribe_purpose)
@@ -451,6 +458,7 @@ class _CompiledMailing:
 
     def __init__(self, mailing):
         html, text = mailing.effective_bodies
+        self.source = f"{mailing.effective_subject}\n{html}\n{text}"
         try:
             self.subject = TEMPLATE_ENGINE.from_string(mailing.effective_subject or "")
             self.html = TEMPLATE_ENGINE.from_string(html or "")
@@ -711,8 +719,20 @@ def _claim(mailing, batch_size):
     return list(
         MailingRecipient.objects.filter(claim_token=token, status=RecipientStatus.SENDING)
         .select_related("contact")
+        # What a message needs of its contact (the token context): building
+        # 500 whole contacts took longer than the query.
+        .defer(
+            *(
+                f"contact__{field.name}"
+                for field in Contact._meta.concrete_fields
+                if field.name not in _CONTACT_FIELDS_USED
+            )
+        )
         .order_by("id")
     )
+
+
+_CONTACT_FIELDS_USED = {"id", "first_name", "last_name", "display_name"}
 
 
 def _reset(smtp):
@@ -728,12 +748,18 @@ def _drop(connection):
     connection.close()  # QUIT finds the socket closed; Django forgets the connection
 
 
-def _send_over_smtp(connection, envelope, recipient):
+_quoted_sender = functools.lru_cache(maxsize=64)(smtplib.quoteaddr)
+
+
+def _send_over_smtp(connection, envelope, recipient, marks, while_waiting=None):
     """Send one message over the backend's open ``smtplib.SMTP``; mark it sent once accepted.
 
-    Raises the SMTP error when the server refused it (after ``RSET``, so the
-    connection serves the next message); the row is then still ``sending``
-    for the caller to settle.
+    The previous message's "sent" mark is settled (``marks``) before this
+    message's final line goes out, so at most one accepted message is ever
+    unrecorded. ``while_waiting`` runs while the server processes the
+    message (the next message is rendered then). Raises the SMTP error when
+    the server refused it (after ``RSET``, so the connection serves the next
+    message); the row is then still ``sending`` for the caller to settle.
     """
     smtp = connection.connection
     if smtp.helo_resp is None and smtp.ehlo_resp is None:
@@ -742,11 +768,18 @@ def _send_over_smtp(connection, envelope, recipient):
         # delayed ACK (Nagle's algorithm: up to 40 ms a message).
         with contextlib.suppress(OSError, AttributeError):
             smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    code, reply = smtp.mail(envelope.sender)
+    # What smtplib's mail() and rcpt() send, with the address parsed once a batch.
+    smtp.putcmd("mail", f"FROM:{_quoted_sender(envelope.sender)}")
+    marks.flush()  # the previous message's mark goes out while the server reads MAIL
+    code, reply = smtp.getreply()
     if code != 250:
         _reset(smtp)
         raise smtplib.SMTPSenderRefused(code, reply, envelope.sender)
-    code, reply = smtp.rcpt(envelope.recipient)
+    if _PLAIN_ADDRESS.match(envelope.recipient):
+        smtp.putcmd("rcpt", f"TO:<{envelope.recipient}>")
+    else:
+        smtp.putcmd("rcpt", f"TO:{smtplib.quoteaddr(envelope.recipient)}")
+    code, reply = smtp.getreply()
     if code not in (250, 251):
         _reset(smtp)
         raise smtplib.SMTPRecipientsRefused({envelope.recipient: (code, reply)})
@@ -756,16 +789,19 @@ def _send_over_smtp(connection, envelope, recipient):
         _reset(smtp)
         raise smtplib.SMTPDataError(code, reply)
     try:
+        marks.settle()
         smtp.send(envelope.data + b".\r\n")
     except BaseException:
         # Mid-DATA nothing but dropping the connection abandons the message.
         _drop(connection)
         raise
+    if while_waiting is not None:
+        while_waiting()
     code, reply = smtp.getreply()
     if code != 250:
         _reset(smtp)
         raise smtplib.SMTPDataError(code, reply)
-    _finish(recipient, RecipientStatus.SENT)
+    marks.sent(recipient)
 
 
 @contextlib.contextmanager
@@ -821,6 +857,76 @@ def _finish_sql(sent):
         + f" WHERE {column('id')} = %s AND {column('claim_token')} = %s"
         f" AND {column('status')} = %s"
     )
+
+
+class _SentMarks:
+    """The batch's "sent" marks, each sent to PostgreSQL without waiting for its reply.
+
+    On PostgreSQL with psycopg 3 in autocommit (a worker, not a test's
+    transaction) ``sent`` hands the UPDATE to libpq and returns; the reply is
+    read by ``settle``, which ``_send_over_smtp`` calls before the next
+    message's final line and ``send_batch`` before anything else touches the
+    database. The round trip and PostgreSQL's work overlap the next
+    message's SMTP commands instead of adding to them, and the promise is
+    unchanged: a message is marked after the server accepted it, and the
+    mark is committed before the next message can be accepted. Anywhere
+    else ``sent`` is ``_finish`` itself.
+    """
+
+    def __init__(self):
+        self.pgconn = self.pending = self.unsent = None
+        if db_connection.vendor != "postgresql" or db_connection.in_atomic_block:
+            return
+        db_connection.ensure_connection()
+        raw = db_connection.connection
+        if getattr(raw, "autocommit", False) and hasattr(raw, "pgconn"):  # psycopg 3
+            from psycopg import pq
+
+            self.pgconn, self.command_ok = raw.pgconn, pq.ExecStatus.COMMAND_OK
+
+    def sent(self, recipient):
+        """Mark ``recipient`` sent: now, or (PostgreSQL) with the next ``flush`` or ``settle``."""
+        if self.pgconn is None:
+            _finish(recipient, RecipientStatus.SENT)
+            return
+        self.settle()
+        self.unsent = recipient
+
+    def flush(self):
+        """Hand the waiting mark to PostgreSQL without reading its reply."""
+        recipient = self.unsent
+        if recipient is None:
+            return
+        self.unsent = None
+        params = [
+            RecipientStatus.SENT.value,
+            "",
+            timezone.now().isoformat(),
+            str(recipient.pk),
+            str(recipient.claim_token),
+            RecipientStatus.SENDING.value,
+        ]
+        self.pgconn.send_query_params(_finish_sql_numbered(), [v.encode() for v in params])
+        self.pending = recipient
+
+    def settle(self):
+        """Send the waiting mark and read its reply; raises ``DatabaseError`` if it failed."""
+        self.flush()
+        if self.pending is None:
+            return
+        self.pending, errors = None, []
+        while (result := self.pgconn.get_result()) is not None:
+            if result.status != self.command_ok:
+                errors.append(result.error_message.decode(errors="replace"))
+        if errors:
+            raise DatabaseError(" ".join(errors))
+
+
+@functools.cache
+def _finish_sql_numbered():
+    """``_finish_sql(sent=True)`` with libpq's ``$1``, ``$2``... placeholders."""
+    numbers = iter(range(1, 100))
+    return re.sub(r"%s", lambda _match: f"${next(numbers)}", _finish_sql(True)).encode()
 
 
 def _release(recipients):
@@ -888,7 +994,7 @@ def send_batch(mailing, batch_size=None, *, connection=None):
     if not recipients:
         return 0
     compiled = _CompiledMailing(mailing)
-    links = _MailingLinks(mailing)
+    links = _MailingLinks(mailing, used_by=compiled.source)
     allowed = _still_mailable(mailing, recipients)
     ends = _membership_end_dates([r.contact_id for r in recipients if r.contact_id])
     connection = connection or get_connection()
@@ -897,58 +1003,88 @@ def send_batch(mailing, batch_size=None, *, connection=None):
     wire = _WireFormat(mailing) if isinstance(connection, SMTPBackend) else None
     domain = _message_id_domain()
     pacer = _Pacer()
+    marks = _SentMarks()
+    ahead = {}  # index -> envelope made while the server was busy with the one before
+
+    def prepare(index):
+        recipient = recipients[index]
+        rendered = compiled.render(links.context(recipient.contact, ends.get(recipient.contact_id)))
+        return rendered, _message_id(recipient, domain)
+
+    def render_next(index):
+        # Errors are left for the recipient's own turn, which renders again.
+        following = index + 1
+        if following < len(recipients) and recipients[following].pk in allowed:
+            with contextlib.suppress(Exception):
+                rendered, message_id = prepare(following)
+                ahead[following] = wire.envelope(rendered, recipients[following].email, message_id)
+
     done, opened = 0, False
     try:
         with _asynchronous_commits():
-            for recipient in recipients:
-                if recipient.pk not in allowed:
-                    _finish(recipient, RecipientStatus.SKIPPED, _("Unsubscribed or not mailable."))
-                    done += 1
-                    continue
-                rendered = compiled.render(
-                    links.context(recipient.contact, ends.get(recipient.contact_id))
-                )
-                message_id = _message_id(recipient, domain)
-                pacer.wait()
-                if not opened or (wire is not None and connection.connection is None):
-                    # Opened here and closed after the batch: Django's SMTP
-                    # backend would otherwise connect again for every message.
-                    # (The fast path drops a connection left inside a DATA.)
-                    try:
-                        connection.open()
-                    except Exception as exc:  # noqa: BLE001 - settled there
-                        _interrupt_or_fail(mailing, recipients, done, exc)
+            try:
+                for index, recipient in enumerate(recipients):
+                    if recipient.pk not in allowed:
+                        marks.settle()
+                        _finish(
+                            recipient, RecipientStatus.SKIPPED, _("Unsubscribed or not mailable.")
+                        )
                         done += 1
                         continue
-                    opened = True
-                if wire is not None:
-                    try:
-                        envelope = wire.envelope(rendered, recipient.email, message_id)
-                        _send_over_smtp(connection, envelope, recipient)
-                    except Exception as exc:  # noqa: BLE001 - settled there
-                        _interrupt_or_fail(mailing, recipients, done, exc)
-                else:
-                    message = build_email(
-                        mailing,
-                        rendered,
-                        recipient.email,
-                        message_id=message_id,
-                        connection=connection,
-                    )
-                    try:
-                        sent = connection.send_messages([message])
-                    except Exception as exc:  # noqa: BLE001 - settled there
-                        _interrupt_or_fail(mailing, recipients, done, exc)
-                    else:
-                        if sent:
-                            _finish(recipient, RecipientStatus.SENT)
-                        else:
-                            _finish(
+                    envelope = ahead.pop(index, None)
+                    if envelope is None:
+                        rendered, message_id = prepare(index)
+                    pacer.wait()
+                    if not opened or (wire is not None and connection.connection is None):
+                        # Opened here and closed after the batch: Django's SMTP
+                        # backend would otherwise connect again for every message.
+                        # (The fast path drops a connection left inside a DATA.)
+                        try:
+                            connection.open()
+                        except Exception as exc:  # noqa: BLE001 - settled there
+                            marks.settle()
+                            _interrupt_or_fail(mailing, recipients, done, exc)
+                            done += 1
+                            continue
+                        opened = True
+                    if wire is not None:
+                        try:
+                            if envelope is None:
+                                envelope = wire.envelope(rendered, recipient.email, message_id)
+                            _send_over_smtp(
+                                connection,
+                                envelope,
                                 recipient,
-                                RecipientStatus.FAILED,
-                                _("The email backend refused it."),
+                                marks,
+                                functools.partial(render_next, index),
                             )
-                done += 1
+                        except Exception as exc:  # noqa: BLE001 - settled there
+                            marks.settle()
+                            _interrupt_or_fail(mailing, recipients, done, exc)
+                    else:
+                        message = build_email(
+                            mailing,
+                            rendered,
+                            recipient.email,
+                            message_id=message_id,
+                            connection=connection,
+                        )
+                        try:
+                            sent = connection.send_messages([message])
+                        except Exception as exc:  # noqa: BLE001 - settled there
+                            _interrupt_or_fail(mailing, recipients, done, exc)
+                        else:
+                            if sent:
+                                _finish(recipient, RecipientStatus.SENT)
+                            else:
+                                _finish(
+                                    recipient,
+                                    RecipientStatus.FAILED,
+                                    _("The email backend refused it."),
+                                )
+                    done += 1
+            finally:
+                marks.settle()
     finally:
         connection.close()
         refresh_counts(mailing)
