@@ -141,12 +141,18 @@ def send_mailing_task(mailing_id):
     if mailing is None:
         return {"handled": 0, "finished": False, "more": False}
     try:
-        progress = send_pending(mailing)
+        # Told to stop (SIGTERM, Ctrl-C), it stops after the message in hand
+        # and enqueues itself again before the signal goes on to the worker.
+        progress = send_pending(
+            mailing, on_stop=lambda _progress: _enqueue_mailing_again(mailing_id)
+        )
     except MailingDeliveryInterrupted:
         # The mail server is away: try again in a minute where the backend can wait.
         _enqueue_mailing_again(mailing_id, delay=60)
         raise
-    if progress.out_of_time:
+    if progress.stopped_by_signal:
+        pass  # enqueued again already
+    elif progress.out_of_time:
         _enqueue_mailing_again(mailing_id)
     elif not progress.finished:
         mailing.refresh_from_db(fields=["status"])

@@ -14,6 +14,8 @@ socket and at the "sent" mark.
 
 import email
 import email.policy
+import os
+import signal
 import smtplib
 import socket
 import threading
@@ -270,3 +272,73 @@ def test_the_task_looks_again_after_the_claim_timeout_when_a_dead_worker_holds_r
 
     assert later == [(mailing.pk, settings.CRM.get("MAILING_CLAIM_TIMEOUT", 900) + 1)]
     assert len(sink.messages) == 1
+
+
+def signal_after(sink, monkeypatch, count, signum):
+    """The sink sends ``signum`` to this process while message ``count`` awaits its "250"."""
+    handle = sink.handle_DATA
+
+    async def handle_and_signal(server, session, envelope):
+        reply = await handle(server, session, envelope)
+        if len(sink.messages) == count:
+            os.kill(os.getpid(), signum)
+        return reply
+
+    monkeypatch.setattr(sink, "handle_DATA", handle_and_signal)
+
+
+@pytest.mark.django_db
+def test_a_worker_told_to_stop_finishes_the_message_in_hand_and_then_passes_the_signal_on(
+    sink, monkeypatch
+):
+    mailing, addresses = make_audience(6)
+    service.send_mailing(mailing)
+    signal_after(sink, monkeypatch, 3, signal.SIGTERM)
+    passed_on = []
+    # The worker's own handler (django-tasks' db_worker sets one): it must
+    # hear of the signal, after the message in hand was recorded.
+    previous = signal.signal(
+        signal.SIGTERM,
+        lambda signum, _frame: passed_on.append(
+            (signum, mailing.recipients.filter(status=RecipientStatus.SENT).count())
+        ),
+    )
+    try:
+        progress = service.send_pending(mailing, batch_size=10)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert passed_on == [(signal.SIGTERM, 3)]
+    assert (progress.stopped_by_signal, progress.out_of_time, progress.finished) == (
+        signal.SIGTERM,
+        True,
+        False,
+    )
+    statuses = list(mailing.recipients.order_by("id").values_list("status", flat=True))
+    assert statuses == ["sent"] * 3 + ["pending"] * 3  # given back, not left claimed
+    assert signal.getsignal(signal.SIGTERM) is previous
+
+    assert service.send_pending(mailing, batch_size=10).finished
+    assert sink.count_by_address() == dict.fromkeys(addresses, 1)
+
+
+@pytest.mark.django_db
+def test_the_mailing_task_stopped_by_ctrl_c_enqueues_itself_before_the_interrupt(sink, monkeypatch):
+    mailing, addresses = make_audience(4)
+    service.send_mailing(mailing)
+    signal_after(sink, monkeypatch, 2, signal.SIGINT)
+    later = []
+    monkeypatch.setattr(
+        "crm_core.tasks._enqueue_mailing_again",
+        lambda mailing_id, delay=0: later.append((mailing_id, delay)),
+    )
+
+    # Python's own SIGINT handler raises KeyboardInterrupt, here only once
+    # the message in hand is recorded and the task is queued again.
+    with pytest.raises(KeyboardInterrupt):
+        send_mailing_task.enqueue(mailing.pk)
+
+    assert later == [(mailing.pk, 0)]
+    assert sink.count_by_address() == dict.fromkeys(addresses[:2], 1)
+    assert mailing.recipients.filter(status=RecipientStatus.PENDING).count() == 2
+    assert mailing.recipients.filter(status=RecipientStatus.SENDING).count() == 0

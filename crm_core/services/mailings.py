@@ -40,7 +40,7 @@ Sending (``send_batch``, ``send_mailing``)
     server's acceptance.
 
     Why not mark before the final line (so that a server accepts only what
-    is already recorded)? Measured with the benchmark B8b against aiosmtpd,
+    is already recorded)? Measured with the SIGKILL benchmark (B8c) against aiosmtpd,
     that lost about one message in three kills: a server may drop a message
     whose final line it had received but not yet processed when the
     connection closed (aiosmtpd cancels the session on EOF), and the window
@@ -52,7 +52,11 @@ Sending (``send_batch``, ``send_mailing``)
 
     - a recipient marked ``sent`` is never sent again, by any worker;
     - two live workers never send to the same recipient (the claim);
-    - if a worker dies (killed, power lost) its claimed rows stay
+    - a worker told to stop (SIGTERM or SIGINT: ``kill``, a deploy, a
+      container stop, Ctrl-C) finishes and records the message in hand,
+      gives the rest of its batch back and only then stops
+      (``_StopOnSignals``): every recipient gets exactly one message;
+    - if a worker dies without warning (SIGKILL, out of memory, power lost) its claimed rows stay
       ``sending``. After ``MAILING_CLAIM_TIMEOUT`` seconds another run claims
       them again and sends them. Rows the dead worker had not reached yet are
       sent once. The single message that was in flight when it died may have
@@ -82,8 +86,10 @@ import datetime
 import functools
 import logging
 import re
+import signal
 import smtplib
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -981,11 +987,13 @@ class _Pacer:
         self.next_at = max(now, self.next_at) + self.interval
 
 
-def send_batch(mailing, batch_size=None, *, connection=None):
+def send_batch(mailing, batch_size=None, *, connection=None, stop=None):
     """Claim and send one batch; returns how many recipients it handled (0: nothing left).
 
     Uses one connection of the email backend for the whole batch. See the
-    module docstring for what is guaranteed when a worker dies.
+    module docstring for what is guaranteed when a worker dies. When
+    ``stop()`` turns true the batch ends before its next message and gives
+    the rest of its recipients back.
     """
     mailing = Mailing.objects.select_related("template").get(pk=mailing.pk)
     if mailing.status != MailingStatus.SENDING:
@@ -1024,6 +1032,10 @@ def send_batch(mailing, batch_size=None, *, connection=None):
         with _asynchronous_commits():
             try:
                 for index, recipient in enumerate(recipients):
+                    if stop is not None and stop():
+                        marks.settle()
+                        _release(recipients[index:])
+                        break
                     if recipient.pk not in allowed:
                         marks.settle()
                         _finish(
@@ -1130,26 +1142,86 @@ def finish_if_done(mailing):
 class SendProgress:
     handled: int = 0
     finished: bool = False
-    out_of_time: bool = False
+    out_of_time: bool = False  # stopped early (time budget, or asked to stop): more to send
+    stopped_by_signal: int = 0
 
     def as_dict(self):
         return {"handled": self.handled, "finished": self.finished, "more": self.out_of_time}
 
 
-def send_pending(mailing, *, time_budget=None, batch_size=None):
-    """Send batches until none is left or ``time_budget`` seconds have passed."""
+class _StopOnSignals:
+    """SIGTERM or SIGINT while sending: finish the message in hand, then stop.
+
+    A worker told to stop (``kill``, a deploy, Ctrl-C, a container stop) would
+    otherwise die wherever the signal finds it, perhaps between the server's
+    "250" and the "sent" mark, and that message would go out again. While
+    ``send_pending`` runs (in the main thread, where signal handlers live) the
+    signal only sets a flag; the batch stops before its next message, gives
+    its other recipients back, and the handler that was there before (the
+    task worker's, Python's ``KeyboardInterrupt``, or the default "terminate")
+    then gets the signal, from that safe point.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self):
+        self.received = 0
+        self.previous = {}
+
+    def __call__(self):
+        return bool(self.received)
+
+    def _handle(self, signum, _frame):
+        self.received = self.received or signum
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for signum in self.SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *_exc):
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+        return False
+
+    def pass_on(self):
+        """Give the caught signal to the handler that was there before."""
+        handler = self.previous.get(self.received)
+        if callable(handler):
+            handler(self.received, None)
+        elif handler == signal.SIG_DFL:
+            signal.raise_signal(self.received)
+
+
+def send_pending(mailing, *, time_budget=None, batch_size=None, on_stop=None):
+    """Send batches until none is left, ``time_budget`` seconds have passed or a stop signal came.
+
+    A SIGTERM or SIGINT (``_StopOnSignals``) ends the run after the message in
+    hand; the rest stays pending (``out_of_time``), ``on_stop(progress)`` runs
+    (the task enqueues itself again there), and the signal is then passed on.
+    """
     budget = crm_setting("MAILING_TASK_TIME_BUDGET") if time_budget is None else time_budget
     deadline = time.monotonic() + budget
     progress = SendProgress()
-    while True:
-        handled = send_batch(mailing, batch_size)
-        progress.handled += handled
-        if not handled:
-            break
-        if time.monotonic() >= deadline:
-            progress.out_of_time = True
-            break
-    progress.finished = finish_if_done(mailing)
+    with _StopOnSignals() as stop:
+        while True:
+            handled = send_batch(mailing, batch_size, stop=stop)
+            progress.handled += handled
+            if stop():
+                progress.out_of_time = True
+                progress.stopped_by_signal = stop.received
+                break
+            if not handled:
+                break
+            if time.monotonic() >= deadline:
+                progress.out_of_time = True
+                break
+        progress.finished = finish_if_done(mailing)
+    if stop():
+        if on_stop is not None:
+            on_stop(progress)
+        stop.pass_on()
     return progress
 
 
