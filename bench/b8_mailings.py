@@ -397,7 +397,8 @@ def start_worker(mailing_id, port, claim_timeout):
     )
 
 
-def kill_test(group):
+def kill_test(group, signum):
+    """Stop workers with ``signum`` mid-mailing, then count what the sink got per recipient."""
     from crm_core.models import MailingStatus
 
     mailing, pending, _built = new_mailing(group, "bench-b8 kill")
@@ -417,9 +418,11 @@ def kill_test(group):
             if worker.poll() is not None:
                 kills.append({"at": point, "killed": False, "received": sink.count()})
                 continue
-            worker.send_signal(signal.SIGKILL)
-            worker.wait()
-            kills.append({"at": point, "killed": True, "received": sink.count()})
+            worker.send_signal(signum)
+            exit_code = worker.wait()
+            kills.append(
+                {"at": point, "killed": True, "received": sink.count(), "exit_code": exit_code}
+            )
         last = start_worker(mailing.pk, sink.port, 0)
         last.wait(timeout=1800)
         lines = sink.lines()
@@ -474,7 +477,8 @@ def run():
     ours = statistics.median(r["ours"] for r in rounds)
     raw = statistics.median(r["raw"] for r in rounds)
     ratio = ours / raw
-    kill = kill_test(group)
+    stopped = kill_test(group, signal.SIGTERM)
+    kill = kill_test(group, signal.SIGKILL)
     delete_mailings()
     rate_details = {
         "recipients": RECIPIENTS,
@@ -486,8 +490,16 @@ def run():
         "setup_seconds": round(setup_seconds, 1),
         "problems": problems,
     }
-    kill_passed = kill["duplicates"] == 0 and kill["missing"] == 0 and kill["mailing_finished"]
-    killed = sum(1 for k in kill["kills"] if k["killed"])
+    stop_passed = (
+        stopped["duplicates"] == 0 and stopped["missing"] == 0 and stopped["mailing_finished"]
+    )
+    # SIGKILL: nothing can run between the server's "250" and the "sent" mark,
+    # so the floor is one duplicate per kill (docs/communications.md).
+    kill_passed = (
+        kill["missing"] == 0
+        and kill["mailing_finished"]
+        and all(k["duplicates"] <= 1 for k in kill["kills"])
+    )
     return [
         {
             "id": "B8",
@@ -499,13 +511,25 @@ def run():
         },
         {
             "id": "B8b",
-            "name": f"mailing after {killed} SIGKILLs: duplicates, missing",
-            "figure": f"{kill['duplicates']} duplicates, {kill['missing']} missing",
+            "name": f"mailing after {_killed(stopped)} SIGTERMs: duplicates, missing",
+            "figure": f"{stopped['duplicates']} duplicates, {stopped['missing']} missing",
             "target": "0 duplicates, 0 missing",
+            "passed": stop_passed,
+            "details": stopped,
+        },
+        {
+            "id": "B8c",
+            "name": f"mailing after {_killed(kill)} SIGKILLs: duplicates, missing",
+            "figure": f"{kill['duplicates']} duplicates, {kill['missing']} missing",
+            "target": "0 missing, at most 1 duplicate per kill",
             "passed": kill_passed,
             "details": kill,
         },
     ]
+
+
+def _killed(result):
+    return sum(1 for k in result["kills"] if k["killed"])
 
 
 if __name__ == "__main__":
