@@ -9,6 +9,8 @@ PORT ?= 8000
 # worker send over SMTP to it, and staff read the mail at /demo-mail/.
 MAIL_PORT ?= 1025
 DEMO_MAIL := EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend EMAIL_HOST=127.0.0.1 EMAIL_PORT=$(MAIL_PORT)
+# Links in the demo's mail (unsubscribe, renew...) point at the port it serves on.
+DEMO_URL := WAGTAILADMIN_BASE_URL=http://127.0.0.1:$(PORT)
 # PostgreSQL used by `make test` when reachable (required when CI=true).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
@@ -34,8 +36,8 @@ demo: venv
 	@echo "Mail sent by the demo arrives at http://127.0.0.1:$(PORT)/demo-mail/"
 	@trap 'kill $$worker $$catcher 2>/dev/null' EXIT INT TERM; \
 	DEBUG=1 $(PY) manage.py demo_mail_catcher --port $(MAIL_PORT) & catcher=$$!; \
-	DEBUG=1 $(DEMO_MAIL) $(PY) manage.py db_worker --queue-name "*" --no-reload & worker=$$!; \
-	DEBUG=1 $(DEMO_MAIL) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
+	DEBUG=1 $(DEMO_MAIL) $(DEMO_URL) $(PY) manage.py db_worker --queue-name "*" --no-reload & worker=$$!; \
+	DEBUG=1 $(DEMO_MAIL) $(DEMO_URL) $(PY) manage.py runserver --noreload 127.0.0.1:$(PORT)
 
 lint: venv
 	$(VENV)/bin/ruff check .
