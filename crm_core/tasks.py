@@ -143,9 +143,7 @@ def send_mailing_task(mailing_id):
     try:
         # Told to stop (SIGTERM, Ctrl-C), it stops after the message in hand
         # and enqueues itself again before the signal goes on to the worker.
-        progress = send_pending(
-            mailing, on_stop=lambda _progress: _enqueue_mailing_again(mailing_id)
-        )
+        progress = send_pending(mailing, on_stop=lambda _progress: _enqueue_after_stop(mailing_id))
     except MailingDeliveryInterrupted:
         # The mail server is away: try again in a minute where the backend can wait.
         _enqueue_mailing_again(mailing_id, delay=60)
@@ -162,6 +160,19 @@ def send_mailing_task(mailing_id):
             # then, so the mailing finishes without anyone re-sending it.
             _enqueue_mailing_again(mailing_id, delay=crm_setting("MAILING_CLAIM_TIMEOUT") + 1)
     return progress.as_dict()
+
+
+def _enqueue_after_stop(mailing_id):
+    """Queue the rest of a mailing whose worker was told to stop.
+
+    Not where tasks run inline (the immediate backend): enqueueing would
+    send the rest right there, in the process being stopped. The mailing
+    then waits, "sending", for its task to be enqueued again.
+    """
+    from django_tasks.backends.immediate import ImmediateBackend
+
+    if not isinstance(send_mailing_task.get_backend(), ImmediateBackend):
+        _enqueue_mailing_again(mailing_id)
 
 
 def _enqueue_mailing_again(mailing_id, delay=0):

@@ -193,6 +193,10 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "crm@example.org")
 # at its mail catcher (example_site/home/demo_mail.py) on 127.0.0.1:1025.
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+# Seconds an SMTP read or connect may wait (Django's default: forever). A mail
+# server that stops answering then fails the batch, which is retried later,
+# instead of holding a worker that cannot stop.
+EMAIL_TIMEOUT = int(os.environ.get("EMAIL_TIMEOUT", "60"))
 # Where the demo's mail catcher keeps what it receives, shown to staff at
 # /demo-mail/. Blank: var/demo-mail when DEBUG is on, and no pages otherwise.
 DEMO_MAIL_DIR = os.environ.get("DEMO_MAIL_DIR", "")

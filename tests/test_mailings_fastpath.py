@@ -285,7 +285,7 @@ def test_each_accepted_message_is_recorded_before_the_next_can_be_accepted(sink,
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_worker_dying_with_marks_in_flight_resends_only_the_unrecorded_message(
+def test_a_worker_dying_between_the_servers_250_and_its_mark_resends_only_that_message(
     sink, settings, monkeypatch
 ):
     mailing = five_readers()

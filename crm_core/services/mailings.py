@@ -920,12 +920,26 @@ class _SentMarks:
         self.flush()
         if self.pending is None:
             return
-        self.pending, errors = None, []
+        recipient, self.pending, errors = self.pending, None, []
         while (result := self.pgconn.get_result()) is not None:
             if result.status != self.command_ok:
                 errors.append(result.error_message.decode(errors="replace"))
         if errors:
-            raise DatabaseError(" ".join(errors))
+            raise _MarkFailed(recipient, " ".join(errors))
+
+
+class _MarkFailed(DatabaseError):
+    """The "sent" mark of ``recipient`` (already accepted by the server) failed.
+
+    Not the fault of the message being sent when it surfaced: that one is
+    given back with the rest of the batch, and ``recipient`` stays
+    ``sending`` (sent again after the claim timeout: the one duplicate a
+    worker's failure may cost).
+    """
+
+    def __init__(self, recipient, error):
+        super().__init__(f"Could not record mailing recipient {recipient.pk} as sent: {error}")
+        self.recipient = recipient
 
 
 @functools.cache
@@ -1070,6 +1084,8 @@ def send_batch(mailing, batch_size=None, *, connection=None, stop=None):
                                 marks,
                                 functools.partial(render_next, index),
                             )
+                        except _MarkFailed:
+                            raise
                         except Exception as exc:  # noqa: BLE001 - settled there
                             marks.settle()
                             _interrupt_or_fail(mailing, recipients, done, exc)
@@ -1095,6 +1111,10 @@ def send_batch(mailing, batch_size=None, *, connection=None, stop=None):
                                     _("The email backend refused it."),
                                 )
                     done += 1
+            except _MarkFailed:
+                # The message in hand (if any) was abandoned mid-DATA.
+                _release(recipients[done:])
+                raise
             finally:
                 marks.settle()
     finally:
@@ -1156,42 +1176,65 @@ class _StopOnSignals:
     otherwise die wherever the signal finds it, perhaps between the server's
     "250" and the "sent" mark, and that message would go out again. While
     ``send_pending`` runs (in the main thread, where signal handlers live) the
-    signal only sets a flag; the batch stops before its next message, gives
-    its other recipients back, and the handler that was there before (the
-    task worker's, Python's ``KeyboardInterrupt``, or the default "terminate")
-    then gets the signal, from that safe point.
+    first signal only sets a flag; the batch stops before its next message,
+    gives its other recipients back, and the handler that was there before
+    (the task worker's, Python's ``KeyboardInterrupt``, or the default
+    "terminate") then gets the signal, from that safe point. A second signal
+    goes to that handler at once (a stuck mail server must not make a worker
+    unstoppable; the message in hand may then be sent twice). A signal whose
+    handler was not set from Python is left alone.
     """
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self.received = 0
-        self.previous = {}
+        self.previous = {}  # signal -> the handler it had before ours
+        self.installed = self.passed_on = False
 
     def __call__(self):
         return bool(self.received)
 
     def _handle(self, signum, _frame):
-        self.received = self.received or signum
+        if not self.received:
+            self.received = signum
+            return
+        # A second signal: the handler that was there hears both, now (the
+        # task worker's second one means "stop at once").
+        self.restore()
+        self._deliver(self.received)
+        self._deliver(signum)
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for signum in self.SIGNALS:
-                self.previous[signum] = signal.signal(signum, self._handle)
+                if signal.getsignal(signum) is not None:
+                    self.previous[signum] = signal.signal(signum, self._handle)
+            self.installed = True
         return self
 
     def __exit__(self, *_exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
+        self.restore()
         return False
 
+    def restore(self):
+        if self.installed:
+            self.installed = False
+            for signum, handler in self.previous.items():
+                signal.signal(signum, handler)
+
     def pass_on(self):
-        """Give the caught signal to the handler that was there before."""
-        handler = self.previous.get(self.received)
+        """Give the caught signal (once) to the handler that was there before."""
+        if self.received and not self.passed_on:
+            self._deliver(self.received)
+
+    def _deliver(self, signum):
+        self.passed_on = True
+        handler = self.previous.get(signum)
         if callable(handler):
-            handler(self.received, None)
+            handler(signum, None)
         elif handler == signal.SIG_DFL:
-            signal.raise_signal(self.received)
+            signal.raise_signal(signum)
 
 
 def send_pending(mailing, *, time_budget=None, batch_size=None, on_stop=None):
@@ -1199,26 +1242,34 @@ def send_pending(mailing, *, time_budget=None, batch_size=None, on_stop=None):
 
     A SIGTERM or SIGINT (``_StopOnSignals``) ends the run after the message in
     hand; the rest stays pending (``out_of_time``), ``on_stop(progress)`` runs
-    (the task enqueues itself again there), and the signal is then passed on.
+    (the task enqueues itself again there), and the signal is then passed on,
+    also when the run ends with an error.
     """
     budget = crm_setting("MAILING_TASK_TIME_BUDGET") if time_budget is None else time_budget
     deadline = time.monotonic() + budget
     progress = SendProgress()
-    with _StopOnSignals() as stop:
-        while True:
-            handled = send_batch(mailing, batch_size, stop=stop)
-            progress.handled += handled
-            if stop():
-                progress.out_of_time = True
-                progress.stopped_by_signal = stop.received
-                break
-            if not handled:
-                break
-            if time.monotonic() >= deadline:
-                progress.out_of_time = True
-                break
-        progress.finished = finish_if_done(mailing)
-    if stop():
+    stop = _StopOnSignals()
+    try:
+        with stop:
+            while True:
+                handled = send_batch(mailing, batch_size, stop=stop)
+                progress.handled += handled
+                if stop():
+                    progress.out_of_time = True
+                    progress.stopped_by_signal = stop.received
+                    break
+                if not handled:
+                    break
+                if time.monotonic() >= deadline:
+                    progress.out_of_time = True
+                    break
+            progress.finished = finish_if_done(mailing)
+    except BaseException:
+        # The caller handles the error (the task retries a lost mail server);
+        # the worker must still hear that it was told to stop.
+        stop.pass_on()
+        raise
+    if stop() and not stop.passed_on:
         if on_stop is not None:
             on_stop(progress)
         stop.pass_on()
