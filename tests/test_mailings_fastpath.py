@@ -279,9 +279,14 @@ def test_each_accepted_message_is_recorded_before_the_next_can_be_accepted(sink,
     assert progress.finished
     assert recorded_at_final_line == [0, 1, 2, 3, 4]
     assert len(sink.messages) == 5
-    assert (
-        mailing.recipients.filter(status=RecipientStatus.SENT, sent_at__isnull=False).count() == 5
-    )
+    sent = mailing.recipients.filter(status=RecipientStatus.SENT, sent_at__isnull=False)
+    assert sent.count() == 5
+    # Each message was made (most of them while the server read the one
+    # before) for the recipient it went to.
+    for recipient in sent.select_related("contact"):
+        (message,) = sink.to(recipient.email)
+        assert message["Subject"] == f"Hi {recipient.contact.first_name}"
+        assert message["Message-ID"] == service._message_id(recipient)
 
 
 @pytest.mark.django_db(transaction=True)
