@@ -378,6 +378,46 @@ def test_two_rows_updating_one_contact_in_a_batch_both_apply():
     assert contact.phones.get().number == "+442079460018"
 
 
+def test_one_external_id_given_to_two_matched_contacts_is_an_error_not_a_crash():
+    ann = create_contact(first_name="Ann", last_name="Lee", emails=["ann@example.org"])
+    bob = create_contact(first_name="Bob", last_name="Roe", emails=["bob@example.org"])
+    job = do_import(
+        csv_bytes("X1,,,ann@example.org,", "X1,,,bob@example.org,"), mapping(action="update")
+    )
+    assert (job.status, job.updated_count, job.error_count) == (ImportStatus.DONE, 1, 1)
+    assert job.row_errors.get().messages == [
+        "external_id: an earlier row gives this external identifier to another contact."
+    ]
+    ann.refresh_from_db()
+    bob.refresh_from_db()
+    assert (ann.external_id, bob.external_id) == ("X1", None)
+
+
+def test_a_new_contact_cannot_take_an_external_id_an_earlier_row_gave_away():
+    ann = create_contact(first_name="Ann", last_name="Lee", emails=["ann@example.org"])
+    job = do_import(
+        csv_bytes("X1,,,ann@example.org,", "X1,Cy,New,cy@example.org,"), mapping(action="update")
+    )
+    assert (job.created_count, job.updated_count, job.error_count) == (0, 1, 1)
+    ann.refresh_from_db()
+    assert ann.external_id == "X1"
+    assert not Contact.objects.filter(first_name="Cy").exists()
+
+
+def test_a_matched_row_cannot_take_an_external_id_another_contact_holds():
+    create_contact(first_name="Old", last_name="Holder", external_id="X1")
+    ann = create_contact(first_name="Ann", last_name="Lee", emails=["ann@example.org"])
+    job = do_import(csv_bytes("X2,,,ann@example.org,"), mapping(action="update"))
+    assert job.updated_count == 1
+    ann.refresh_from_db()
+    assert ann.external_id == "X2"
+    # The external id matches before the email, so X1 updates its holder, not Ann.
+    job = do_import(csv_bytes("X1,,,ann@example.org,"), mapping(action="update", name="again"))
+    ann.refresh_from_db()
+    assert ann.external_id == "X2"
+    assert Contact.objects.get(external_id="X1").last_name == "Holder"
+
+
 def test_matched_rows_with_custom_fields_are_updated_one_by_one():
     CustomFieldFactory(name="tshirt", field_type="choice", choices=["S", "M", "L"])
     ann = create_contact(first_name="Ann", last_name="Lee", emails=["ann@example.org"])

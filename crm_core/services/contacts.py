@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_countries import countries
 
+from ..bulk import bulk_insert, bulk_update
 from ..conf import crm_setting
 from ..models import (
     Activity,
@@ -103,8 +104,12 @@ def _clean_scalar_fields(fields):
     return cleaned
 
 
-def _validate_contact(contact, *, email_fallback=""):
-    """Full model validation plus the rules that span fields."""
+def _validate_contact(contact, *, email_fallback="", check_external_id=True):
+    """Full model validation plus the rules that span fields.
+
+    ``check_external_id=False`` leaves out the query for another contact with
+    the same external id, for callers that checked a whole batch at once.
+    """
     errors = {}
     try:
         contact.full_clean(exclude=["employer", "created_by", "tags", "external_id"])
@@ -137,7 +142,7 @@ def _validate_contact(contact, *, email_fallback=""):
             errors.setdefault("deceased_date", []).append(_("The date of death is in the future."))
         elif contact.birth_date and contact.deceased_date < contact.birth_date:
             errors.setdefault("deceased_date", []).append(_("The date of death is before birth."))
-    if contact.external_id:
+    if contact.external_id and check_external_id:
         clash = Contact.all_objects.filter(external_id=contact.external_id)
         if contact.pk:
             clash = clash.exclude(pk=contact.pk)
@@ -191,6 +196,11 @@ def _as_row_dicts(items, kind, key):
     return rows
 
 
+# Worked out once: ``Choices.values`` builds a new list on every access.
+_LOCATIONS = tuple(LocationType.values)
+_PHONE_TYPES = tuple(PhoneType.values)
+
+
 def _clean_choice(row, name, choices, default, kind, index):
     value = row.get(name) or default
     if value not in choices:
@@ -233,7 +243,7 @@ def clean_emails(items):
             "email": email,
             "email_normalized": normalized,
             "location": _clean_choice(
-                row, "location", LocationType.values, LocationType.HOME, "emails", index
+                row, "location", _LOCATIONS, LocationType.HOME, "emails", index
             ),
             "is_primary": bool(row.get("is_primary")),
         }
@@ -269,10 +279,10 @@ def clean_phones(items):
                 "number": number,
                 "extension": extension,
                 "phone_type": _clean_choice(
-                    row, "phone_type", PhoneType.values, PhoneType.MOBILE, "phones", index
+                    row, "phone_type", _PHONE_TYPES, PhoneType.MOBILE, "phones", index
                 ),
                 "location": _clean_choice(
-                    row, "location", LocationType.values, LocationType.HOME, "phones", index
+                    row, "location", _LOCATIONS, LocationType.HOME, "phones", index
                 ),
                 "is_primary": bool(row.get("is_primary")),
             }
@@ -324,7 +334,7 @@ def clean_addresses(items):
             raise ValidationError(_row_error("addresses", index, [_("The address is empty.")]))
         address["postal_code_normalized"] = normalize_postal_code(address["postal_code"])
         address["location"] = _clean_choice(
-            row, "location", LocationType.values, LocationType.HOME, "addresses", index
+            row, "location", _LOCATIONS, LocationType.HOME, "addresses", index
         )
         address["is_primary"] = bool(row.get("is_primary"))
         cleaned.append(address)
@@ -856,7 +866,9 @@ class PlannedUpdate:
 DERIVED_NAME_FIELDS = ("display_name", "sort_name", "name_key")
 
 
-def plan_update_from_data(contact, data, *, update_mode="update"):
+def plan_update_from_data(
+    contact, data, *, update_mode="update", cleaned_rows=None, external_id_checked=False
+):
     """Plan the update ``upsert_contact`` makes to a matched contact, saving nothing.
 
     Same rules as ``upsert_contact``'s update: blanks in ``data`` are ignored,
@@ -867,6 +879,11 @@ def plan_update_from_data(contact, data, *, update_mode="update"):
     ``ValidationError`` for bad data, and ``NeedsOneByOne`` for what only the
     one-contact path handles (tags, custom fields, a contact whose rows have
     no primary).
+
+    A caller that has already cleaned ``data``'s emails, phones and addresses
+    passes them as ``cleaned_rows`` ({"emails": [row dict, ...], ...}, as
+    ``clean_emails`` and the others return them), and one that has made sure
+    no other contact holds ``data``'s external id says ``external_id_checked``.
     """
     if contact.is_deleted:
         raise ValidationError(_("This contact is in the trash; restore it first."))
@@ -892,7 +909,10 @@ def plan_update_from_data(contact, data, *, update_mode="update"):
         current = list(getattr(contact, kind).all())
         if kind == "emails" and current:
             first_email = sorted(current, key=lambda e: (not e.is_primary, e.pk))[0].email
-        new_rows = cleaner(data.get(kind) or [])
+        if cleaned_rows is not None:
+            new_rows = [dict(row) for row in cleaned_rows[kind]]
+        else:
+            new_rows = cleaner(data.get(kind) or [])
         known = {identity(obj) for obj in current}
         additions = [row for row in new_rows if identity(row) not in known]
         if not additions:
@@ -913,7 +933,11 @@ def plan_update_from_data(contact, data, *, update_mode="update"):
     for name, value in fields.items():
         setattr(contact, name, value)
     fallback = first_email or ""
-    _validate_contact(contact, email_fallback=fallback)
+    _validate_contact(
+        contact,
+        email_fallback=fallback,
+        check_external_id="external_id" in fields and not external_id_checked,
+    )
     _derive_names(contact, email_fallback=fallback)
     changed = [
         name for name in (*fields, *DERIVED_NAME_FIELDS) if before[name] != getattr(contact, name)
@@ -940,12 +964,13 @@ def apply_planned_updates(plans, *, actor=None, source=""):
         plan.contact.updated_at = now
         by_fields.setdefault(tuple(sorted(plan.fields)), []).append(plan.contact)
     for names, contacts in by_fields.items():
-        Contact.all_objects.bulk_update(contacts, [*names, "updated_at"])
+        bulk_update(Contact, contacts, [*names, "updated_at"])
     for model in (ContactEmail, ContactPhone, ContactAddress):
         rows = [row for plan in plans for row in plan.rows if type(row) is model]
-        model.objects.bulk_create(rows)
+        bulk_insert(model, rows)
     created_by = user_or_none(actor)
-    Activity.objects.bulk_create(
+    bulk_insert(
+        Activity,
         [
             Activity(
                 contact=plan.contact,
@@ -957,7 +982,7 @@ def apply_planned_updates(plans, *, actor=None, source=""):
             )
             for plan in plans
             if plan.changes
-        ]
+        ],
     )
 
 

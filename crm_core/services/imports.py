@@ -35,6 +35,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django_countries import countries
 
+from ..bulk import bulk_insert
 from ..conf import crm_setting
 from ..exceptions import CRMError
 from ..models import (
@@ -676,7 +677,7 @@ class ContactBatch:
         if not self.pending:
             return
         pending, self.pending = self.pending, []
-        new_contacts = Contact.objects.bulk_create([p.contact for p, _c in pending])
+        new_contacts = bulk_insert(Contact, [p.contact for p, _c in pending])
         emails, phones, addresses, tag_links, values, events = [], [], [], [], [], []
         created_by = user_or_none(self.actor)
         for (prepared, _candidates), contact in zip(pending, new_contacts, strict=True):
@@ -707,12 +708,12 @@ class ContactBatch:
             for key in prepared.keys:
                 found.setdefault(key, set()).add(contact.pk)
             outcome.contact_ids.append(contact.pk)
-        ContactEmail.objects.bulk_create(emails)
-        ContactPhone.objects.bulk_create(phones)
-        ContactAddress.objects.bulk_create(addresses)
-        Contact.tags.through.objects.bulk_create(tag_links)
-        CustomFieldValue.objects.bulk_create(values)
-        Activity.objects.bulk_create(events)
+        bulk_insert(ContactEmail, emails)
+        bulk_insert(ContactPhone, phones)
+        bulk_insert(ContactAddress, addresses)
+        bulk_insert(Contact.tags.through, tag_links)
+        bulk_insert(CustomFieldValue, values)
+        bulk_insert(Activity, events)
         outcome.created += len(new_contacts)
         for (_prepared, candidates), contact in zip(pending, new_contacts, strict=True):
             for other_id, score, reasons in candidates:
@@ -751,7 +752,16 @@ class UpdateBatch:
         for index, cells, contact_id, prepared in pending:
             try:
                 plan = contact_services.plan_update_from_data(
-                    contacts[contact_id], prepared.data, update_mode=self.update_mode
+                    contacts[contact_id],
+                    prepared.data,
+                    update_mode=self.update_mode,
+                    cleaned_rows={
+                        "emails": prepared.emails,
+                        "phones": prepared.phones,
+                        "addresses": prepared.addresses,
+                    },
+                    # _import_contact_rows gives an external id to one contact only.
+                    external_id_checked=True,
                 )
             except contact_services.NeedsOneByOne:
                 one_by_one.append((index, cells, contact_id, prepared))
@@ -809,6 +819,10 @@ def _import_contact_rows(rows, context, outcome):
     mode = "fill_blanks" if action == MatchAction.UPDATE_BLANKS else "update"
     updates = UpdateBatch(actor=actor, source=source, update_mode=mode)
     pending_keys = set()
+    # External ids that rows of this batch give to matched contacts, with the
+    # contact each goes to: no other row may give one to another contact.
+    claimed = {}
+    taken = [_("external_id: an earlier row gives this external identifier to another contact.")]
     min_score = crm_setting("MATCH_MIN_SCORE")
     strong_score = crm_setting("MATCH_UPDATE_SCORE")
     for index, cells, prepared in prepared_rows:
@@ -832,7 +846,11 @@ def _import_contact_rows(rows, context, outcome):
         strong = [c for c in candidates if c[1] >= strong_score]
         by_external_id = [c for c in candidates if "external_id" in c[2]]
         match = by_external_id[0] if by_external_id else strong[0] if len(strong) == 1 else None
+        external_id = prepared.contact.external_id
         if match is None or action == MatchAction.CREATE:
+            if external_id in claimed:
+                outcome.errors.append((index, cells, taken))
+                continue
             if action == MatchAction.CREATE and by_external_id:
                 outcome.errors.append(
                     (
@@ -847,6 +865,9 @@ def _import_contact_rows(rows, context, outcome):
             continue
         if action == MatchAction.SKIP:
             outcome.skipped += 1
+            continue
+        if external_id and claimed.setdefault(external_id, match[0]) != match[0]:
+            outcome.errors.append((index, cells, taken))
             continue
         if match[0] in updates.contact_ids:
             # Two rows of one batch update the same contact: write the first.
