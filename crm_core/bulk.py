@@ -54,6 +54,7 @@ def bulk_insert(model, objs, *, using=None):
         connection.vendor != "postgresql"
         or len(objs) < COPY_MIN_ROWS
         or opts.parents
+        or any(f.has_db_default() for f in opts.concrete_fields)
         or any(obj.pk is not None for obj in objs)
     ):
         return model._base_manager.using(using).bulk_create(objs)
@@ -98,7 +99,16 @@ def bulk_update(model, objs, field_names, *, using=None):
     connection = connections[using]
     opts = model._meta
     fields = [opts.get_field(name) for name in field_names]
-    if connection.vendor != "postgresql" or len(objs) < COPY_MIN_ROWS or opts.parents:
+    if (
+        connection.vendor != "postgresql"
+        or len(objs) < COPY_MIN_ROWS
+        or opts.parents
+        or not fields
+        or any(f not in opts.concrete_fields or f.primary_key or f.generated for f in fields)
+        or len({obj.pk for obj in objs}) != len(objs)
+        or None in {obj.pk for obj in objs}
+    ):
+        # Django's own checks and errors, and its rule for an object listed twice.
         model._base_manager.using(using).bulk_update(objs, field_names)
         return
     from psycopg import sql  # PostgreSQL installs only (the "postgres" extra)

@@ -134,3 +134,27 @@ def test_bulk_update_writes_the_named_fields_only():
         assert saved.updated_at == stamp
         assert saved.last_name == "Zoë <b>&</b>"
     assert Contact.objects.get(pk=employer.pk).first_name == ""
+
+
+def test_bulk_update_of_json_and_duration_columns():
+    contact = Contact.objects.create(first_name="Ann")
+    activities = bulk_insert(
+        Activity,
+        [Activity(contact=contact, subject=f"A{i}", source="s") for i in range(COPY_MIN_ROWS)],
+    )
+    for i, activity in enumerate(activities):
+        activity.changes = {"n": i, "names": ["Zoë", "<b>"], "none": None} if i % 2 else {}
+        activity.duration = timedelta(seconds=i) if i % 3 else None
+    bulk_update(Activity, activities, ["changes", "duration"])
+    for i, activity in enumerate(activities):
+        saved = Activity.objects.get(pk=activity.pk)
+        assert saved.changes == ({"n": i, "names": ["Zoë", "<b>"], "none": None} if i % 2 else {})
+        assert saved.duration == (timedelta(seconds=i) if i % 3 else None)
+
+
+def test_bulk_update_refuses_what_django_refuses():
+    contacts = bulk_insert(Contact, _contacts(COPY_MIN_ROWS))
+    with pytest.raises(ValueError):
+        bulk_update(Contact, contacts, ["tags"])
+    with pytest.raises(ValueError):
+        bulk_update(Contact, contacts, ["id"])
