@@ -18,10 +18,13 @@ def user_or_none(actor):
     return actor
 
 
-def record_system_event(contact, subject, *, actor=None, source="", changes=None, details=""):
-    """Append a system activity (the contact's history). Never raises for its input."""
-    return Activity.objects.create(
-        contact=contact,
+def system_event(contact, subject, *, actor=None, source="", changes=None, details=""):
+    """The unsaved system activity ``record_system_event`` saves (for bulk writes).
+
+    ``contact`` is a Contact or its id.
+    """
+    return Activity(
+        **{"contact_id" if isinstance(contact, int) else "contact": contact},
         activity_type=ActivityType.SYSTEM,
         subject=plain_text(subject)[:255],
         details=plain_text(details, multiline=True),
@@ -29,6 +32,15 @@ def record_system_event(contact, subject, *, actor=None, source="", changes=None
         source=source[:100],
         created_by=user_or_none(actor),
     )
+
+
+def record_system_event(contact, subject, *, actor=None, source="", changes=None, details=""):
+    """Append a system activity (the contact's history). Never raises for its input."""
+    event = system_event(
+        contact, subject, actor=actor, source=source, changes=changes, details=details
+    )
+    event.save(force_insert=True)
+    return event
 
 
 def _clean_activity_fields(fields):

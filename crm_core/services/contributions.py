@@ -21,10 +21,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ..bulk import bulk_insert
 from ..conf import crm_setting
 from ..dates import add_months
 from ..exceptions import DuplicateTransaction, InvalidTransition, RefundNotAllowed
 from ..models import (
+    Activity,
     Campaign,
     Contact,
     Contribution,
@@ -48,7 +50,7 @@ from ..models import (
 from ..money import MAX_AMOUNT, format_money, parse_amount, validate_currency
 from ..sanitize import plain_text
 from . import events, memberships
-from .activities import record_system_event, user_or_none
+from .activities import record_system_event, system_event, user_or_none
 
 S = ContributionStatus
 
@@ -121,15 +123,22 @@ def _money(contribution, amount=None):
     )
 
 
-def _log(contribution, subject, *, old, new, actor, source, details=""):
-    record_system_event(
-        contribution.contact,
+def _log_event(contribution, subject, *, old, new, actor, source, details=""):
+    """The contact's history entry for a change of the contribution, unsaved."""
+    return system_event(
+        contribution.contact_id,
         subject,
         actor=actor,
         source=source,
         details=details,
         changes={"contribution_status": [old, new]} if old != new else {},
     )
+
+
+def _log(contribution, subject, *, old, new, actor, source, details=""):
+    _log_event(
+        contribution, subject, old=old, new=new, actor=actor, source=source, details=details
+    ).save(force_insert=True)
 
 
 def _refuse(contribution, action):
@@ -272,6 +281,26 @@ def _clean_soft_credits(soft_credits, contact, currency, total):
     return cleaned
 
 
+def _pending_contribution(actor, **fields):
+    """A new, unsaved contribution awaiting payment (what ``create_pending`` saves)."""
+    return Contribution(
+        **fields,
+        status=S.PENDING,
+        receipt_status=ReceiptStatus.PENDING,
+        created_by=user_or_none(actor),
+    )
+
+
+def _check_total(total):
+    if total <= 0:
+        raise ValidationError(
+            {"lines": [_("The total must be more than zero; nothing free needs a contribution.")]}
+        )
+    if total > MAX_AMOUNT:
+        raise ValidationError({"lines": [_("The total is too large.")]})
+    return total
+
+
 @transaction.atomic
 def create_pending(
     contact,
@@ -324,13 +353,7 @@ def create_pending(
     if len(lines) > 100:
         raise ValidationError({"lines": [_("At most 100 lines.")]})
     items = [_clean_line(i, line, currency, financial_type) for i, line in enumerate(lines)]
-    total = sum((item.line_total for item in items), Decimal(0))
-    if total <= 0:
-        raise ValidationError(
-            {"lines": [_("The total must be more than zero; nothing free needs a contribution.")]}
-        )
-    if total > MAX_AMOUNT:
-        raise ValidationError({"lines": [_("The total is too large.")]})
+    total = _check_total(sum((item.line_total for item in items), Decimal(0)))
     credits = _clean_soft_credits(soft_credits, contact, currency, total)
     if recurring is not None:
         if recurring.contact_id != contact.pk or recurring.currency != currency:
@@ -340,7 +363,8 @@ def create_pending(
         if recurring.status in (RecurringStatus.CANCELLED, RecurringStatus.COMPLETED):
             raise ValidationError({"recurring": [_("This recurring contribution has ended.")]})
 
-    contribution = Contribution.objects.create(
+    contribution = _pending_contribution(
+        actor,
         contact=contact,
         total_amount=total,
         currency=currency,
@@ -350,10 +374,8 @@ def create_pending(
         payment_method=payment_method,
         recurring=recurring,
         note=note,
-        status=S.PENDING,
-        receipt_status=ReceiptStatus.PENDING,
-        created_by=user_or_none(actor),
     )
+    contribution.save(force_insert=True)
     for item in items:
         item.contribution = contribution
     LineItem.objects.bulk_create(items)
@@ -400,6 +422,19 @@ def _received_at(value):
     return value
 
 
+def _clean_transaction_id(value):
+    if not isinstance(value, str) or len(value) > 255:
+        raise ValidationError({"transaction_id": [_("Expected text of at most 255 characters.")]})
+    return value.strip()
+
+
+def _duplicate_transaction(transaction_id):
+    return DuplicateTransaction(
+        _("The transaction %(id)s is already recorded on another contribution.")
+        % {"id": transaction_id[:64]}
+    )
+
+
 def complete(
     contribution,
     *,
@@ -425,9 +460,7 @@ def complete(
     contribution (``DuplicateTransaction``). One transaction: if a line cannot
     be applied, nothing is saved. Returns the updated contribution.
     """
-    if not isinstance(transaction_id, str) or len(transaction_id) > 255:
-        raise ValidationError({"transaction_id": [_("Expected text of at most 255 characters.")]})
-    transaction_id = transaction_id.strip()
+    transaction_id = _clean_transaction_id(transaction_id)
     if payment_method is not None:
         _payment_method(payment_method)
     received = _received_at(received_at)
@@ -443,10 +476,7 @@ def complete(
             .exclude(pk=locked.pk)
             .exists()
         ):
-            raise DuplicateTransaction(
-                _("The transaction %(id)s is already recorded on another contribution.")
-                % {"id": transaction_id[:64]}
-            )
+            raise _duplicate_transaction(transaction_id)
         old = locked.status
         locked.status = S.COMPLETED
         locked.received_at = received
@@ -462,10 +492,7 @@ def complete(
                 locked.save()
         except IntegrityError:
             # Another contribution took the same transaction id since we looked.
-            raise DuplicateTransaction(
-                _("The transaction %(id)s is already recorded on another contribution.")
-                % {"id": transaction_id[:64]}
-            ) from None
+            raise _duplicate_transaction(transaction_id) from None
         _log(
             locked,
             _("Contribution of %(money)s completed") % {"money": _money(locked)},
@@ -482,6 +509,132 @@ def complete(
         if locked.recurring_id:
             _advance_recurring(locked.recurring_id)
     return locked
+
+
+def _plan_donation(entry, taken, default_fund, *, actor):
+    """One ``record_donations`` entry -> (unsaved Contribution, LineItem); raises
+    what ``create_pending`` and ``complete`` would raise for it."""
+    try:
+        currency = validate_currency(entry["currency"])
+    except ValidationError as error:
+        raise ValidationError({"currency": error.messages}) from None
+    fund = entry.get("financial_type")
+    if fund is not None and not fund.is_active:
+        raise ValidationError({"financial_type": [_("This financial type is not active.")]})
+    payment_method = entry.get("payment_method") or ""
+    if payment_method:
+        _payment_method(payment_method)
+    note = _text(entry.get("note", ""), "note", multiline=True)
+    source = _text(entry.get("source", ""), "source")
+    line = _clean_line(
+        0,
+        {"kind": LineItemKind.DONATION, "amount": entry["amount"], "financial_type": fund},
+        currency,
+        fund or default_fund(),
+    )
+    total = _check_total(line.line_total)
+    contribution = _pending_contribution(
+        actor,
+        contact_id=entry["contact_id"],
+        total_amount=total,
+        currency=currency,
+        financial_type=fund or line.financial_type,
+        source=source,
+        payment_method=payment_method,
+        note=note,
+    )
+    if entry.get("paid"):
+        transaction_id = _clean_transaction_id(entry.get("transaction_id", ""))
+        received = _received_at(entry.get("received_at"))
+        if transaction_id in taken:
+            raise _duplicate_transaction(transaction_id)
+        if transaction_id:
+            taken.add(transaction_id)
+        contribution.status = S.COMPLETED
+        contribution.received_at = received
+        contribution.transaction_id = transaction_id
+    return contribution, line
+
+
+@transaction.atomic
+def record_donations(entries, *, actor=None, source=""):
+    """Record many one-line donations at once, each as ``create_pending`` and
+    then, when paid, ``complete`` record it: the same checks, rows and history
+    entries, written with a few bulk statements (an import of past giving).
+
+    ``entries`` are dicts: contact_id, currency, amount, financial_type (a
+    FinancialType or None), note, source (the contribution's), and for a paid
+    one paid=True, received_at (None: now), transaction_id. ``source`` is the
+    caller's, for the "completed" entries, as ``complete(source=...)``.
+
+    Returns one item per entry: its saved Contribution, or the
+    ``ValidationError`` / ``DuplicateTransaction`` that refused it (nothing of
+    it saved). A transaction id another contribution takes at the same moment
+    raises ``IntegrityError`` for the whole call, which saves nothing.
+    """
+    results = [None] * len(entries)
+    wanted = {
+        entry.get("transaction_id").strip()
+        for entry in entries
+        if entry.get("paid") and isinstance(entry.get("transaction_id"), str)
+    } - {""}
+    taken = set(
+        Contribution.objects.filter(transaction_id__in=wanted).values_list(
+            "transaction_id", flat=True
+        )
+    )
+    trashed = set(
+        Contact.all_objects.filter(
+            pk__in={entry["contact_id"] for entry in entries}, is_deleted=True
+        ).values_list("pk", flat=True)
+    )
+    found = []
+
+    def default_fund():
+        # _clean_line's default for a donation, looked up once for the call.
+        if not found:
+            found.append(_fund(DEFAULT_DONATION_FUND))
+        return found[0]
+
+    planned = []
+    for index, entry in enumerate(entries):
+        try:
+            if entry["contact_id"] in trashed:
+                raise ValidationError({"contact": [_("This contact is in the trash.")]})
+            planned.append((index, entry, *_plan_donation(entry, taken, default_fund, actor=actor)))
+        except (ValidationError, DuplicateTransaction) as error:
+            results[index] = error
+    bulk_insert(Contribution, [contribution for _i, _e, contribution, _l in planned])
+    for _index, _entry, contribution, line in planned:
+        line.contribution = contribution
+    bulk_insert(LineItem, [line for _i, _e, _c, line in planned])
+    events = []
+    for index, entry, contribution, _line in planned:
+        money = _money(contribution)
+        events.append(
+            _log_event(
+                contribution,
+                _("Contribution of %(money)s recorded, awaiting payment") % {"money": money},
+                old=None,
+                new=S.PENDING,
+                actor=actor,
+                source=entry.get("source", ""),
+            )
+        )
+        if contribution.status == S.COMPLETED:
+            events.append(
+                _log_event(
+                    contribution,
+                    _("Contribution of %(money)s completed") % {"money": money},
+                    old=S.PENDING,
+                    new=S.COMPLETED,
+                    actor=actor,
+                    source=source,
+                )
+            )
+        results[index] = contribution
+    bulk_insert(Activity, events)
+    return results
 
 
 def record_offline_payment(
