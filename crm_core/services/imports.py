@@ -893,13 +893,14 @@ class ContactFinder:
             Contact.objects.filter(external_id__in=external_ids).values_list("external_id", "pk")
         )
         self.by_email = {}
+        self.contacts = None
         for email, pk in ContactEmail.objects.filter(
             email_normalized__in=emails, contact__is_deleted=False
         ).values_list("email_normalized", "contact_id"):
             self.by_email.setdefault(email, set()).add(pk)
 
     def contact_id(self, values):
-        """The id of the contact ``values`` names, or ValidationError as ``_find_contact``."""
+        """The id of the contact ``values`` names; ValidationError when none or several."""
         external_id = values.get("contact_external_id")
         if external_id:
             if external_id not in self.by_external_id:
@@ -919,31 +920,16 @@ class ContactFinder:
             )
         return next(iter(found))
 
-
-def _find_contact(values):
-    external_id = values.get("contact_external_id")
-    if external_id:
-        contact = Contact.objects.filter(external_id=external_id).first()
-        if contact is None:
-            raise ValidationError(
-                {"contact_external_id": [_("No contact has this external identifier.")]}
-            )
-        return contact
-    email = (values.get("contact_email") or "").strip().lower()
-    if not email:
-        raise ValidationError(_("Give the contact's external identifier or email."))
-    found = list(
-        Contact.objects.filter(
-            pk__in=ContactEmail.objects.filter(email_normalized=email).values("contact_id")
-        )[:2]
-    )
-    if not found:
-        raise ValidationError({"contact_email": [_("No contact has this email address.")]})
-    if len(found) > 1:
-        raise ValidationError(
-            {"contact_email": [_("Several contacts have this email: use their external id.")]}
-        )
-    return found[0]
+    def contact(self, values):
+        """The Contact ``values`` names (the batch's contacts are loaded in one query)."""
+        contact_id = self.contact_id(values)
+        if self.contacts is None:
+            ids = {
+                *self.by_external_id.values(),
+                *(pk for pks in self.by_email.values() for pk in pks),
+            }
+            self.contacts = Contact.objects.in_bulk(ids)
+        return self.contacts[contact_id]
 
 
 def _by_slug_or_name(model, value, name, cache):
@@ -986,20 +972,27 @@ def _donation_entry(values, context, contact_id):
     }
 
 
-def _import_contribution_rows(rows, context, outcome):
-    """A batch of contribution rows with ``record_donations``: a few statements for
-    the batch, not a dozen per row. Returns False, having written nothing, when
-    a transaction id was taken meanwhile (the caller goes row by row)."""
+def _named_rows(rows, context, outcome):
+    """[(index, cells, {target: text})] of the rows with mapped cells; the errors of
+    the others go to ``outcome``."""
     named = []
-    batch_outcome = BatchOutcome()
     for index, cells in rows:
         try:
             values = _row_cells(context.columns, context.headers, cells)
         except ValidationError as error:
-            batch_outcome.errors.append((index, cells, _messages(error)))
+            outcome.errors.append((index, cells, _messages(error)))
             continue
         if values:
             named.append((index, cells, values))
+    return named
+
+
+def _import_contribution_rows(rows, context, outcome):
+    """A batch of contribution rows with ``record_donations``: a few statements for
+    the batch, not a dozen per row. Returns False, having written nothing, when
+    a transaction id was taken meanwhile (the caller goes row by row)."""
+    batch_outcome = BatchOutcome()
+    named = _named_rows(rows, context, batch_outcome)
     finder = ContactFinder([values for _i, _c, values in named])
     entries, placed = [], []
     for index, cells, values in named:
@@ -1027,8 +1020,8 @@ def _import_contribution_rows(rows, context, outcome):
     return True
 
 
-def _import_contribution(values, context):
-    contact = _find_contact(values)
+def _import_contribution(values, context, finder):
+    contact = finder.contact(values)
     entry = _donation_entry(values, context, contact.pk)
     fund, received_at = entry["financial_type"], entry["received_at"]
     status = "completed" if entry["paid"] else "pending"
@@ -1056,8 +1049,8 @@ def _import_contribution(values, context):
     return contribution
 
 
-def _import_membership(values, context):
-    contact = _find_contact(values)
+def _import_membership(values, context, finder):
+    contact = finder.contact(values)
     membership_type = _by_slug_or_name(
         MembershipType, values["membership_type"], "membership_type", context.cache
     )
@@ -1083,17 +1076,17 @@ def _import_linked_rows(rows, context, outcome):
     importer = (
         _import_contribution if context.kind == ImportKind.CONTRIBUTIONS else _import_membership
     )
-    for index, cells in rows:
+    named = _named_rows(rows, context, outcome)
+    finder = ContactFinder([values for _i, _c, values in named])
+    for index, cells, values in named:
         try:
-            values = _row_cells(context.columns, context.headers, cells)
-            if not values:
-                continue
             with transaction.atomic():
-                importer(values, context)
+                importer(values, context, finder)
         except (ValidationError, CRMError) as error:
             outcome.errors.append((index, cells, _messages(error)))
         else:
             outcome.created += 1
+    outcome.errors.sort(key=lambda error: error[0])
 
 
 # -- running a job ------------------------------------------------------------------------
