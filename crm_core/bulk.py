@@ -13,33 +13,37 @@ from django.db import connections, models, router
 # Below this many rows an INSERT is as quick and needs no id query.
 COPY_MIN_ROWS = 20
 
-# Fields whose get_db_prep_save gives a str, int, bool or None back unchanged
-# (ForeignKey: when its target is one of these), so bulk_insert can skip the
-# call for such values. A value of any other type goes through the field.
-_PASS_THROUGH_FIELDS = (
+# Fields whose get_db_prep_save gives a value of the listed type (or None)
+# back unchanged (ForeignKey: as its target), so bulk_insert can skip the call
+# for such values. A value of any other type goes through the field.
+_TEXT_FIELDS = (models.CharField, models.EmailField, models.TextField)
+_INTEGER_FIELDS = (
     models.AutoField,
     models.BigAutoField,
-    models.BooleanField,
-    models.CharField,
-    models.EmailField,
     models.IntegerField,
     models.BigIntegerField,
     models.PositiveIntegerField,
     models.PositiveSmallIntegerField,
     models.SmallIntegerField,
-    models.TextField,
 )
-_PLAIN_TYPES = (str, int, bool, type(None))
 
 
-def _passes_through(field):
+def _plain_types(field):
+    """The exact value types ``field`` saves as they are (empty: none)."""
     target = field.target_field if isinstance(field, models.ForeignKey) else field
-    return type(target) in _PASS_THROUGH_FIELDS
+    kind = type(target)
+    if kind in _TEXT_FIELDS:
+        return (str, type(None))
+    if kind in _INTEGER_FIELDS:
+        return (int, type(None))  # exact types: a bool is not let through
+    if kind is models.BooleanField:
+        return (bool, type(None))
+    return ()
 
 
-def _db_value(field, obj, connection, passes):
+def _db_value(field, obj, connection, plain):
     value = field.pre_save(obj, True)
-    if passes and type(value) in _PLAIN_TYPES:
+    if type(value) in plain:
         return value
     return field.get_db_prep_save(value, connection)
 
@@ -69,17 +73,19 @@ def bulk_insert(model, objs, *, using=None):
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
             [connection.ops.quote_name(opts.db_table), pk.column, len(objs)],
         )
-        passes = [_passes_through(f) for f in fields]
+        plain = [_plain_types(f) for f in fields]
         for obj, (key,) in zip(objs, cursor.fetchall(), strict=True):
             setattr(obj, pk.attname, key)
         statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
             sql.Identifier(opts.db_table),
             sql.SQL(", ").join(sql.Identifier(f.column) for f in fields),
         )
-        with cursor.cursor.copy(statement) as copy:
+        # The raw psycopg cursor raises psycopg's errors; as Django's own
+        # cursor does, turn them into Django's (IntegrityError and the rest).
+        with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
             for obj in objs:
                 copy.write_row(
-                    [_db_value(f, obj, connection, p) for f, p in zip(fields, passes, strict=True)]
+                    [_db_value(f, obj, connection, p) for f, p in zip(fields, plain, strict=True)]
                 )
     for obj in objs:
         obj._state.adding = False

@@ -4,12 +4,12 @@ the same rows either way."""
 from datetime import date, timedelta
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from crm_core.bulk import COPY_MIN_ROWS, bulk_insert, bulk_update
-from crm_core.models import Activity, Contact, ContactEmail, Tag
+from crm_core.models import Activity, Contact, ContactEmail, ParticipantRole, Tag
 
 pytestmark = pytest.mark.django_db
 
@@ -99,6 +99,28 @@ def test_few_rows_or_rows_with_keys_go_by_insert():
         contact.pk = n
     bulk_insert(Contact, with_keys)
     assert Contact.objects.filter(pk__gt=top + 999).count() == COPY_MIN_ROWS
+
+
+def test_values_of_another_type_than_the_column_go_through_the_field():
+    roles = bulk_insert(
+        ParticipantRole,
+        [
+            ParticipantRole(name=f"Role {i}", slug=f"role-{i}", weight=True, is_active=1)
+            for i in range(COPY_MIN_ROWS)
+        ],
+    )
+    saved = ParticipantRole.objects.get(pk=roles[-1].pk)
+    assert (saved.weight, saved.is_active) == (1, True)
+    assert type(saved.weight) is int and type(saved.is_active) is bool
+
+
+def test_a_unique_value_taken_raises_djangos_integrity_error_and_saves_nothing():
+    Contact.objects.create(first_name="Taken", external_id="X-1")
+    clashing = _contacts(COPY_MIN_ROWS)
+    clashing[-1].external_id = "X-1"
+    with pytest.raises(IntegrityError), transaction.atomic():
+        bulk_insert(Contact, clashing)
+    assert Contact.objects.count() == 1
 
 
 def test_empty_list():

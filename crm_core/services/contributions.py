@@ -525,7 +525,6 @@ def _plan_donation(entry, taken, default_fund, *, actor):
     if payment_method:
         _payment_method(payment_method)
     note = _text(entry.get("note", ""), "note", multiline=True)
-    source = _text(entry.get("source", ""), "source")
     line = _clean_line(
         0,
         {"kind": LineItemKind.DONATION, "amount": entry["amount"], "financial_type": fund},
@@ -539,7 +538,7 @@ def _plan_donation(entry, taken, default_fund, *, actor):
         total_amount=total,
         currency=currency,
         financial_type=fund or line.financial_type,
-        source=source,
+        source=_text(entry.get("source", ""), "source"),  # checked last, as in create_pending
         payment_method=payment_method,
         note=note,
     )
@@ -591,9 +590,15 @@ def record_donations(entries, *, actor=None, source=""):
     found = []
 
     def default_fund():
-        # _clean_line's default for a donation, looked up once for the call.
+        # _clean_line's default for a donation, looked up once for the call
+        # (a missing one too: its error is kept and raised for each entry).
         if not found:
-            found.append(_fund(DEFAULT_DONATION_FUND))
+            try:
+                found.append(_fund(DEFAULT_DONATION_FUND))
+            except ValidationError as error:
+                found.append(error)
+        if isinstance(found[0], ValidationError):
+            raise ValidationError(found[0].message_dict)
         return found[0]
 
     planned = []

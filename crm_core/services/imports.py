@@ -789,6 +789,16 @@ class UpdateBatch:
                 outcome.updated += 1
 
 
+def _lookup_external_id(external_id, found):
+    """Look ``external_id`` up again in ``found`` (as _lookup_existing does)."""
+    found[("external_id", external_id)] = {
+        -pk if deleted else pk
+        for pk, deleted in Contact.all_objects.filter(external_id=external_id).values_list(
+            "pk", "is_deleted"
+        )
+    }
+
+
 def _candidates(prepared, found):
     """[(contact id, score, reasons)] best first, as match_contact scores them."""
     scores = {}
@@ -820,9 +830,8 @@ def _import_contact_rows(rows, context, outcome):
     updates = UpdateBatch(actor=actor, source=source, update_mode=mode)
     pending_keys = set()
     # External ids that rows of this batch give to matched contacts, with the
-    # contact each goes to: no other row may give one to another contact.
+    # contact each goes to (the update may keep the contact's own id instead).
     claimed = {}
-    taken = [_("external_id: an earlier row gives this external identifier to another contact.")]
     min_score = crm_setting("MATCH_MIN_SCORE")
     strong_score = crm_setting("MATCH_UPDATE_SCORE")
     for index, cells, prepared in prepared_rows:
@@ -831,6 +840,14 @@ def _import_contact_rows(rows, context, outcome):
             # so the second matches it, as it would in a later batch.
             batch.flush(found, outcome)
             pending_keys.clear()
+        external_id = prepared.contact.external_id
+        if external_id in claimed:
+            # An earlier row's update may give this external id to its contact:
+            # write it and look the id up again, so this row matches as it
+            # would in a later batch (one contact per external id).
+            updates.flush(outcome)
+            del claimed[external_id]
+            _lookup_external_id(external_id, found)
         candidates = _candidates(prepared, found)
         trashed = [pk for pk, _s, _r in candidates if pk < 0]
         if trashed:
@@ -846,11 +863,7 @@ def _import_contact_rows(rows, context, outcome):
         strong = [c for c in candidates if c[1] >= strong_score]
         by_external_id = [c for c in candidates if "external_id" in c[2]]
         match = by_external_id[0] if by_external_id else strong[0] if len(strong) == 1 else None
-        external_id = prepared.contact.external_id
         if match is None or action == MatchAction.CREATE:
-            if external_id in claimed:
-                outcome.errors.append((index, cells, taken))
-                continue
             if action == MatchAction.CREATE and by_external_id:
                 outcome.errors.append(
                     (
@@ -866,9 +879,8 @@ def _import_contact_rows(rows, context, outcome):
         if action == MatchAction.SKIP:
             outcome.skipped += 1
             continue
-        if external_id and claimed.setdefault(external_id, match[0]) != match[0]:
-            outcome.errors.append((index, cells, taken))
-            continue
+        if external_id:
+            claimed[external_id] = match[0]
         if match[0] in updates.contact_ids:
             # Two rows of one batch update the same contact: write the first.
             updates.flush(outcome)
