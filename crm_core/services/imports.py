@@ -829,9 +829,9 @@ def _import_contact_rows(rows, context, outcome):
     mode = "fill_blanks" if action == MatchAction.UPDATE_BLANKS else "update"
     updates = UpdateBatch(actor=actor, source=source, update_mode=mode)
     pending_keys = set()
-    # External ids that rows of this batch give to matched contacts, with the
-    # contact each goes to (the update may keep the contact's own id instead).
-    claimed = {}
+    # External ids that rows of this batch give to matched contacts (an
+    # update may keep the contact's own id instead).
+    claimed = set()
     min_score = crm_setting("MATCH_MIN_SCORE")
     strong_score = crm_setting("MATCH_UPDATE_SCORE")
     for index, cells, prepared in prepared_rows:
@@ -846,7 +846,7 @@ def _import_contact_rows(rows, context, outcome):
             # write it and look the id up again, so this row matches as it
             # would in a later batch (one contact per external id).
             updates.flush(outcome)
-            del claimed[external_id]
+            claimed.discard(external_id)
             _lookup_external_id(external_id, found)
         candidates = _candidates(prepared, found)
         trashed = [pk for pk, _s, _r in candidates if pk < 0]
@@ -880,7 +880,7 @@ def _import_contact_rows(rows, context, outcome):
             outcome.skipped += 1
             continue
         if external_id:
-            claimed[external_id] = match[0]
+            claimed.add(external_id)
         if match[0] in updates.contact_ids:
             # Two rows of one batch update the same contact: write the first.
             updates.flush(outcome)
