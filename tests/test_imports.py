@@ -426,6 +426,45 @@ def test_fill_blanks_keeps_a_contacts_own_external_id_and_frees_the_rows_for_ano
     assert Contact.objects.count() == 2
 
 
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_an_email_an_earlier_row_gave_a_contact_matches_it_later_in_the_batch(batch_size):
+    # Row 1 finds Ann by her external id and gives her a second email; row 2
+    # has only that email, so it updates Ann, in one batch as in two.
+    ann = create_contact(
+        first_name="Ann", last_name="Lee", emails=["ann@example.org"], external_id="A0"
+    )
+    job = do_import(
+        csv_bytes("A0,,,ann.work@example.org,", ",Ann,Lee,ann.work@example.org,020 7946 0018"),
+        mapping(action="update_blanks"),
+        batch_size=batch_size,
+    )
+    assert (job.created_count, job.updated_count, job.duplicate_count) == (0, 2, 0)
+    assert Contact.objects.get() == ann
+    assert sorted(ann.emails.values_list("email", flat=True)) == [
+        "ann.work@example.org",
+        "ann@example.org",
+    ]
+    assert ann.phones.get().number == "+442079460018"
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_a_contact_renamed_by_an_earlier_row_no_longer_matches_by_its_old_name(batch_size):
+    # Row 1 renames Ann Lee to Ann Roe. Row 2's old name and phone then point
+    # at no one: a new contact, not flagged as a possible duplicate of Ann.
+    ann = create_contact(
+        first_name="Ann", last_name="Lee", emails=["ann@example.org"], phones=["020 7946 0018"]
+    )
+    job = do_import(
+        csv_bytes(",Ann,Roe,ann@example.org,", ",Ann,Lee,,020 7946 0018"),
+        mapping(action="update"),
+        batch_size=batch_size,
+    )
+    assert (job.created_count, job.updated_count, job.duplicate_count) == (1, 1, 0)
+    ann.refresh_from_db()
+    assert ann.last_name == "Roe"
+    assert not PossibleDuplicate.objects.exists()
+
+
 def test_a_matched_row_cannot_take_an_external_id_another_contact_holds():
     create_contact(first_name="Old", last_name="Holder", external_id="X1")
     ann = create_contact(first_name="Ann", last_name="Lee", emails=["ann@example.org"])

@@ -734,16 +734,14 @@ class UpdateBatch:
     def __init__(self, *, actor, source, update_mode):
         self.actor, self.source, self.update_mode = actor, source, update_mode
         self.pending = []  # [(row index, cells, contact id, PreparedContact)]
-        self.contact_ids = set()
 
     def add(self, index, cells, contact_id, prepared):
         self.pending.append((index, cells, contact_id, prepared))
-        self.contact_ids.add(contact_id)
 
     def flush(self, outcome):
         if not self.pending:
             return
-        pending, self.pending, self.contact_ids = self.pending, [], set()
+        pending, self.pending = self.pending, []
         contacts = Contact.all_objects.select_for_update().prefetch_related(
             "emails", "phones", "addresses"
         )
@@ -789,14 +787,11 @@ class UpdateBatch:
                 outcome.updated += 1
 
 
-def _lookup_external_id(external_id, found):
-    """Look ``external_id`` up again in ``found`` (as _lookup_existing does)."""
-    found[("external_id", external_id)] = {
-        -pk if deleted else pk
-        for pk, deleted in Contact.all_objects.filter(external_id=external_id).values_list(
-            "pk", "is_deleted"
-        )
-    }
+def _refresh_keys(prepared, found):
+    """Look ``prepared``'s match keys up again, replacing what ``found`` holds for them."""
+    fresh = _lookup_existing([prepared])
+    for key in prepared.keys:
+        found[key] = fresh.get(key, set())
 
 
 def _candidates(prepared, found):
@@ -829,9 +824,10 @@ def _import_contact_rows(rows, context, outcome):
     mode = "fill_blanks" if action == MatchAction.UPDATE_BLANKS else "update"
     updates = UpdateBatch(actor=actor, source=source, update_mode=mode)
     pending_keys = set()
-    # External ids that rows of this batch give to matched contacts (an
-    # update may keep the contact's own id instead).
-    claimed = set()
+    # What this batch's updates may have changed: the match keys their rows
+    # give (an email, a phone, an external id) and the contacts they change
+    # (a new name changes the name keys). ``found`` may be stale for these.
+    update_keys, updated_ids = set(), set()
     min_score = crm_setting("MATCH_MIN_SCORE")
     strong_score = crm_setting("MATCH_UPDATE_SCORE")
     for index, cells, prepared in prepared_rows:
@@ -840,14 +836,16 @@ def _import_contact_rows(rows, context, outcome):
             # so the second matches it, as it would in a later batch.
             batch.flush(found, outcome)
             pending_keys.clear()
-        external_id = prepared.contact.external_id
-        if external_id in claimed:
-            # An earlier row's update may give this external id to its contact:
-            # write it and look the id up again, so this row matches as it
-            # would in a later batch (one contact per external id).
+        if prepared.keys & update_keys or any(
+            pk in updated_ids for key in prepared.keys for pk in found.get(key, ())
+        ):
+            # An earlier row's update may have given this row's email, phone
+            # or external id to its contact, or changed a contact this row
+            # matches (two rows for one contact; a new name): write the
+            # updates and look this row's keys up again, so it matches as it
+            # would in a later batch.
             updates.flush(outcome)
-            claimed.discard(external_id)
-            _lookup_external_id(external_id, found)
+            _refresh_keys(prepared, found)
         candidates = _candidates(prepared, found)
         trashed = [pk for pk, _s, _r in candidates if pk < 0]
         if trashed:
@@ -879,11 +877,8 @@ def _import_contact_rows(rows, context, outcome):
         if action == MatchAction.SKIP:
             outcome.skipped += 1
             continue
-        if external_id:
-            claimed.add(external_id)
-        if match[0] in updates.contact_ids:
-            # Two rows of one batch update the same contact: write the first.
-            updates.flush(outcome)
+        update_keys |= prepared.keys
+        updated_ids.add(match[0])
         updates.add(index, cells, match[0], prepared)
     batch.flush(found, outcome)
     updates.flush(outcome)
