@@ -170,3 +170,20 @@ def test_markup_in_names_is_escaped_in_queue_and_review(client, merger):
         html = client.get(url).content.decode()
         assert SCRIPT not in html
         assert "&lt;script&gt;" in html
+
+
+def test_the_review_never_proposes_an_organisation_as_its_own_employer(client, merger):
+    from tests.factories import OrganizationFactory
+
+    acme = OrganizationFactory(organization_name="Acme")
+    acme_ltd = OrganizationFactory(organization_name="Acme Ltd")
+    Contact.objects.filter(pk=acme_ltd.pk).update(employer=acme)
+    pair = flag_possible_duplicate(acme, acme_ltd, 80, ["organization_name"])
+    url = reverse(REVIEW_URL, args=[pair.pk])
+    form = client.get(url).context["form"]
+    assert form["employer"].initial == "a"
+    # Posting what the page proposes merges (once a form error: "cannot employ itself").
+    proposed = {name: form[name].initial for name in form.fields}
+    response = client.post(url, {"action": "merge", **proposed})
+    assert response.status_code == 302
+    assert MergeRecord.objects.get().kept_contact_ref == acme.pk

@@ -1,6 +1,7 @@
 """Importing contacts, contributions and memberships through the import service and command."""
 
 import io
+import zipfile
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -94,6 +95,55 @@ def test_bad_files_give_a_clear_error(data, name, message):
     with pytest.raises(ImportFileError) as error:
         inspect_file(data, name)
     assert message in error.value.message
+
+
+def _damaged_xlsx(kind):
+    """An .xlsx whose XML is broken in the workbook, cut short in the sheet, or whose
+    first sheet is a chart."""
+    if kind == "chartsheet":
+        book = openpyxl.Workbook()
+        book.create_chartsheet(index=0)
+        out = io.BytesIO()
+        book.save(out)
+        return out.getvalue()
+    if kind == "workbook-xml":
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as archive:
+            archive.writestr("[Content_Types].xml", "<not xml")
+            archive.writestr("xl/workbook.xml", "<not xml")
+        return out.getvalue()
+    book = openpyxl.Workbook()
+    for number in range(200):
+        book.active.append([f"name {number}", f"p{number}@example.org"])
+    whole = io.BytesIO()
+    book.save(whole)
+    out = io.BytesIO()
+    with zipfile.ZipFile(whole) as source, zipfile.ZipFile(out, "w") as archive:
+        for item in source.infolist():
+            content = source.read(item)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                content = content[: len(content) // 2]
+            archive.writestr(item, content)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["workbook-xml", "sheet-cut-short", "chartsheet"])
+def test_a_damaged_workbook_gives_a_clear_error(kind):
+    with pytest.raises(ImportFileError) as error:
+        inspect_file(_damaged_xlsx(kind), "people.xlsx")
+    assert "not a valid Excel .xlsx" in error.value.message
+
+
+def test_nul_characters_anywhere_in_a_csv_are_dropped_from_cells():
+    # The binary check reads the first 8 KB; a NUL later on is not text either
+    # (PostgreSQL refuses it in text and JSON columns, e.g. the error rows).
+    lines = [f",P{n},Lee,p{n}@example.org," for n in range(400)]
+    data = csv_bytes(*lines, ",Bad,Row,not-an\x00email,", ",Z\x00oe,Lee,zoe@example.org,")
+    assert b"\x00" not in data[:8192]
+    job = do_import(data, mapping())
+    assert (job.created_count, job.error_count) == (401, 1)
+    assert job.row_errors.get().values[3] == "not-anemail"
+    assert Contact.objects.filter(first_name="Zoe").exists()
 
 
 def test_a_file_over_the_size_limit_is_refused(monkeypatch):

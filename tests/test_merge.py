@@ -1,6 +1,7 @@
 """Merging two contacts: field choices, every related record, the audit, refusals."""
 
 import datetime
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -354,3 +355,62 @@ def test_other_open_pairs_of_the_merged_contact_concern_the_kept_one(keep, remov
     pair = PossibleDuplicate.objects.get()
     assert {pair.contact_a_id, pair.contact_b_id} == {keep.pk, third.pk}
     assert pair.status == DuplicateStatus.OPEN
+
+
+def test_foreign_keys_nobody_registered_move_too_hidden_ones_included(keep, remove, user):
+    # Submission.contact has related_name="+": a hidden relation, still moved.
+    from crm_forms.models import Submission
+
+    submission = Submission.objects.create(
+        token=uuid.uuid4(), kind="signup", placement="p", contact=remove
+    )
+    record = merge_contacts(keep, remove, actor=user)
+    submission.refresh_from_db()
+    assert submission.contact_id == keep.pk
+    assert record.moved["crm_forms.submission.contact"] == 1
+
+
+def test_a_not_a_duplicate_decision_of_the_removed_contact_holds_for_the_kept_one(user):
+    from crm_core.services.duplicates import find_duplicates, mark_not_duplicate
+
+    ann = ContactFactory(first_name="Ann", last_name="Lee", emails=["shared@example.org"])
+    ben = ContactFactory(first_name="Ben", last_name="Lee", emails=["shared@example.org"])
+    ben_again = ContactFactory(first_name="Ben", last_name="Lee", emails=["ben@example.org"])
+    find_duplicates()
+    mark_not_duplicate(PossibleDuplicate.objects.get(contact_a=ann, contact_b=ben), actor=user)
+    merge_contacts(ben_again, ben, actor=user)
+    find_duplicates()
+    pair = PossibleDuplicate.objects.get(contact_a=ann, contact_b=ben_again)
+    assert pair.status == DuplicateStatus.NOT_DUPLICATE
+
+
+def test_a_not_a_duplicate_decision_closes_an_open_pair_of_the_kept_contact(user):
+    ann, ben, ben_again = (
+        ContactFactory(first_name=name, last_name="Lee") for name in ("Ann", "Ben", "Benjamin")
+    )
+    flag_possible_duplicate(ann, ben, 60, ["name"])
+    flag_possible_duplicate(ann, ben_again, 60, ["name"])
+    PossibleDuplicate.objects.filter(contact_b=ben).update(status=DuplicateStatus.NOT_DUPLICATE)
+    merge_contacts(ben_again, ben, actor=user)
+    assert list(PossibleDuplicate.objects.values_list("contact_b", "status")) == [
+        (ben_again.pk, DuplicateStatus.NOT_DUPLICATE)
+    ]
+
+
+def test_an_organisation_employed_by_the_one_it_is_merged_into_merges_by_default(user):
+    keep = OrganizationFactory(organization_name="Acme")
+    remove = OrganizationFactory(organization_name="Acme Ltd")
+    Contact.objects.filter(pk=remove.pk).update(employer=keep)
+    record = merge_contacts(keep, remove, actor=user)
+    keep.refresh_from_db()
+    assert keep.employer is None
+    assert record.field_choices["employer"] == "keep"
+
+
+def test_the_removed_contacts_source_can_be_chosen(keep, remove, user):
+    Contact.objects.filter(pk=keep.pk).update(source="")
+    Contact.objects.filter(pk=remove.pk).update(source="web form")
+    keep.refresh_from_db()
+    merge_contacts(keep, remove, actor=user)  # a blank never wins: "remove" by default
+    keep.refresh_from_db()
+    assert keep.source == "web form"

@@ -171,15 +171,23 @@ def _xlsx_rows(data):
     import openpyxl  # only imports pay for it
     from openpyxl.utils.exceptions import InvalidFileException
 
+    not_valid = _("This file is not a valid Excel .xlsx workbook: save it again as .xlsx or CSV.")
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False)
-        sheet = workbook.worksheets[0]
+        rows = workbook.worksheets[0].iter_rows(values_only=True)
     except (zipfile.BadZipFile, InvalidFileException, KeyError, IndexError, ValueError, OSError):
-        raise ImportFileError(
-            _("This file is not a valid Excel .xlsx workbook: save it again as .xlsx or CSV.")
-        ) from None
+        raise ImportFileError(not_valid) from None
+    except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
+        raise ImportFileError(not_valid) from None
     try:
-        for row in sheet.iter_rows(values_only=True):
+        while True:
+            # The sheet's XML is parsed as it is read: damage may show on any row.
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except Exception:  # noqa: BLE001 - as above
+                raise ImportFileError(not_valid) from None
             cells = [_cell_text(value) for value in row]
             if any(len(cell) > MAX_CELL_CHARS for cell in cells):
                 raise ImportFileError(
@@ -245,7 +253,8 @@ def open_spreadsheet(data, name=""):
 
     def data_rows():
         for index, raw in enumerate(rows, start=1):
-            cells = [cell.strip() for cell in raw[: len(headers)]]
+            # A NUL character is no text (PostgreSQL refuses it): dropped.
+            cells = [cell.replace("\x00", "").strip() for cell in raw[: len(headers)]]
             cells += [""] * (len(headers) - len(cells))
             yield index, cells
 
@@ -1297,7 +1306,7 @@ def write_error_file(job, out, *, dry_run=False):
     number, the row's cells, and why. Cells a spreadsheet would run as formulas
     are prefixed with an apostrophe."""
     writer = csv.writer(out)
-    writer.writerow([_("row"), *job.headers, _("errors")])
+    writer.writerow([_("row"), *map(neutralise_formula, job.headers), _("errors")])
     for error in job.row_errors.filter(dry_run=dry_run).order_by("row_number", "id").iterator():
         writer.writerow(
             [

@@ -40,7 +40,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import ForeignObjectRel, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -127,11 +127,13 @@ def register_merge_handler(model, field_name, handler=None):
 def merge_handlers():
     """Every foreign key to Contact with how it is moved, registered ones first."""
     handlers = dict(_registry)
-    for relation in Contact._meta.related_objects:
-        if not (relation.many_to_one or relation.one_to_one):
+    # Hidden relations too (``related_name="+"``); not the tags' own through
+    # table, which the merge fills with ``keep.tags.add``.
+    for relation in Contact._meta.get_fields(include_hidden=True):
+        if not isinstance(relation, ForeignObjectRel) or relation.many_to_many:
             continue
         model = relation.related_model
-        if model in (PossibleDuplicate, MergeRecord) or model is Contact:
+        if model in (PossibleDuplicate, MergeRecord) or model._meta.auto_created:
             continue
         entry = MergeHandler(model, relation.field.name)
         handlers.setdefault(entry.label, entry)
@@ -174,6 +176,18 @@ def _is_blank(value):
     return value is None or value == "" or value is False
 
 
+def default_side(keep, remove, name):
+    """Whose value of the simple field ``name`` a merge keeps unless staff choose.
+
+    The kept contact's, unless it is blank and the other is not; an employer
+    that is the kept contact itself is never proposed (it cannot employ itself).
+    """
+    if name == "employer" and remove.employer_id == keep.pk:
+        return KEEP
+    kept, other = getattr(keep, name), getattr(remove, name)
+    return REMOVE if _is_blank(kept) and not _is_blank(other) else KEEP
+
+
 def _clean_choices(keep, remove, field_choices):
     """Return {field: "keep"|"remove"} for every simple and custom field that differs."""
     choices = dict(field_choices or {})
@@ -195,12 +209,9 @@ def _clean_choices(keep, remove, field_choices):
         raise ValidationError(errors)
     result = {}
     for name in MERGE_FIELDS:
-        kept, other = getattr(keep, name), getattr(remove, name)
-        if kept == other:
+        if getattr(keep, name) == getattr(remove, name):
             continue
-        # By default a blank never wins over a value.
-        default = REMOVE if _is_blank(kept) and not _is_blank(other) else KEEP
-        result[name] = choices.get(name, default)
+        result[name] = choices.get(name) or default_side(keep, remove, name)
     for name in sorted(custom_names):
         key = f"custom:{name}"
         result[key] = choices.get(key, KEEP)
@@ -244,9 +255,15 @@ def merge_contacts(keep, remove, *, field_choices=None, actor=None, source=SOURC
     tags = list(remove.tags.all())
     keep.tags.add(*tags)
     moved["tags"] = len(tags)
+    # The contact's own "source" (where it came from) would clash with the
+    # service's ``source`` argument (who makes this change): set apart.
+    origin = chosen.pop("source", None)
     if chosen:
         # Validates (names, dates, employer) and recomputes the display names.
         update_contact(keep, actor=actor, source=source, **chosen)
+    if origin is not None:
+        Contact.all_objects.filter(pk=keep.pk).update(source=origin)
+        keep.source = origin
 
     for entry in merge_handlers():
         handler = entry.handler or _move_foreign_key(entry.model, entry.field_name)
@@ -370,19 +387,28 @@ def _close_pairs(keep, remove):
     PossibleDuplicate.objects.filter(contact_a_id=low, contact_b_id=high).update(
         status=DuplicateStatus.MERGED
     )
-    # Other open pairs of the removed contact now concern the kept one.
+    # The removed contact's other pairs now concern the kept one: open ones
+    # to review, and decisions that it is not a duplicate, which must hold
+    # for the kept contact too (else the next search asks again).
     for pair in PossibleDuplicate.objects.filter(
-        Q(contact_a=remove) | Q(contact_b=remove), status=DuplicateStatus.OPEN
+        Q(contact_a=remove) | Q(contact_b=remove),
+        status__in=[DuplicateStatus.OPEN, DuplicateStatus.NOT_DUPLICATE],
     ):
         other = pair.contact_b_id if pair.contact_a_id == remove.pk else pair.contact_a_id
         low, high = sorted([keep.pk, other])
-        if (
-            other == keep.pk
-            or PossibleDuplicate.objects.filter(contact_a_id=low, contact_b_id=high).exists()
-        ):
+        existing = PossibleDuplicate.objects.filter(contact_a_id=low, contact_b_id=high).first()
+        if other == keep.pk:
             pair.delete()
-        else:
+        elif existing is None:
             PossibleDuplicate.objects.filter(pk=pair.pk).update(contact_a_id=low, contact_b_id=high)
+        else:
+            if pair.status == DuplicateStatus.NOT_DUPLICATE and existing.status == (
+                DuplicateStatus.OPEN
+            ):
+                PossibleDuplicate.objects.filter(pk=existing.pk).update(
+                    status=DuplicateStatus.NOT_DUPLICATE
+                )
+            pair.delete()
 
 
 # -- crm_core's own records -----------------------------------------------------------------

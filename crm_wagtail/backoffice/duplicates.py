@@ -36,7 +36,7 @@ from crm_core.models import (
 )
 from crm_core.selectors.contacts import search_filter
 from crm_core.services.duplicates import mark_not_duplicate
-from crm_core.services.merge import KEEP, MERGE_FIELDS, REMOVE, merge_contacts
+from crm_core.services.merge import KEEP, MERGE_FIELDS, REMOVE, default_side, merge_contacts
 
 from .choosers import CRMSnippetViewSet
 from .permissions import ReadOnlyPermissionPolicy
@@ -251,7 +251,6 @@ class MergeReviewBase(WagtailAdminTemplateMixin, TemplateView):
             if model_field.choices:
                 value_a = getattr(a, f"get_{name}_display")() if value_a else value_a
                 value_b = getattr(b, f"get_{name}_display")() if value_b else value_b
-            blank_a = value_a in (None, "", False)
             rows.append(
                 {
                     "name": name,
@@ -259,7 +258,8 @@ class MergeReviewBase(WagtailAdminTemplateMixin, TemplateView):
                     "a": _display(value_a),
                     "b": _display(value_b),
                     "differs": getattr(a, name) != getattr(b, name),
-                    "initial": "b" if blank_a and value_b not in (None, "", False) else "a",
+                    # The form keeps contact a unless staff choose b.
+                    "initial": "a" if default_side(a, b, name) == KEEP else "b",
                 }
             )
         custom_a = {v.field.name: v for v in a.custom_values.all()}
