@@ -185,6 +185,23 @@ def test_the_error_file_neutralises_formulas_in_the_header_row(client, importer)
     assert not any(cell.startswith(("=", "+", "-", "@")) for cell in header)
 
 
+def test_a_dry_run_that_stops_says_so_on_the_jobs_page(client, importer, monkeypatch):
+    def stop(batch, context):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr("crm_core.services.imports._process_batch", stop)
+    client.force_login(importer)
+    upload(client, b"email\nann@example.org\n")
+    job = ImportJob.objects.get()
+    response = client.post(
+        reverse("crm_imports_map", args=[job.pk]), map_post(job, {"email": "email"})
+    )
+    page = client.get(response.url).content.decode()
+    assert "The dry run stopped: RuntimeError" in page
+    job.refresh_from_db()
+    assert (job.status, job.dry_run_counts) == (ImportStatus.UPLOADED, {})
+
+
 def test_every_step_refuses_a_user_without_import_permission(client, outsider, importer):
     job = create_job(b"a,b\n1,2\n", name="x.csv", kind="contacts", actor=importer)
     ImportJob.objects.filter(pk=job.pk).update(status=ImportStatus.DRY_RUN)

@@ -1188,6 +1188,20 @@ def dry_run_import(job, *, actor=None, batch_size=BATCH_SIZE, progress=None):
     errors as ``ImportRowError(dry_run=True)``; no contact, contribution or
     membership is saved.
     """
+    try:
+        return _dry_run(job, actor, batch_size, progress)
+    except Exception as exc:
+        # The job's page says so (else it would wait for the dry run for ever).
+        message = (
+            exc.message
+            if isinstance(exc, CRMError)
+            else _("The dry run stopped: %(error)s") % {"error": type(exc).__name__}
+        )
+        ImportJob.objects.filter(pk=job.pk).update(message=message)
+        raise
+
+
+def _dry_run(job, actor, batch_size, progress):
     context = _context(job, actor)
     totals = BatchOutcome()
     done = 0
@@ -1213,7 +1227,8 @@ def dry_run_import(job, *, actor=None, batch_size=BATCH_SIZE, progress=None):
         }
         if job.status == ImportStatus.UPLOADED:
             job.status = ImportStatus.DRY_RUN
-        job.save(update_fields=["dry_run_counts", "status"])
+        job.message = ""
+        job.save(update_fields=["dry_run_counts", "status", "message"])
     return job
 
 
