@@ -188,6 +188,18 @@ def test_cancelling_renewal_dues_leaves_the_current_membership(contact, member_t
     assert status(membership) == membership.status
 
 
+def test_cancelling_a_second_invoice_keeps_what_the_first_may_still_pay_for(
+    pending_membership, seat
+):
+    real_dues, real_fee = dues(pending_membership), fee(seat)
+    svc.cancel(dues(pending_membership), reason="Sent twice")
+    svc.cancel(fee(seat), reason="Sent twice")
+    assert (status(pending_membership), status(seat)) == ("pending", "pending_payment")
+    svc.complete(real_dues)
+    svc.complete(real_fee)
+    assert (status(pending_membership), status(seat)) == ("new", "registered")
+
+
 def test_a_cancelled_contribution_cannot_be_paid_later(pending_membership):
     contribution = svc.cancel(dues(pending_membership))
     with pytest.raises(InvalidTransition):
@@ -205,6 +217,16 @@ def test_a_full_refund_cancels_the_new_membership_by_default(pending_membership)
 
 def test_a_full_refund_cancels_the_seat_by_default(seat):
     svc.refund(svc.complete(fee(seat)))
+    assert status(seat) == "cancelled"
+
+
+def test_refunding_one_of_two_payments_for_a_seat_keeps_the_place(seat):
+    first, second = fee(seat), fee(seat)
+    svc.complete(first)
+    svc.complete(second)
+    svc.refund(second)
+    assert status(seat) == "registered"
+    svc.refund(first)
     assert status(seat) == "cancelled"
 
 

@@ -719,7 +719,13 @@ def cancel(contribution, *, reason="", actor=None, source=""):
         details=reason,
     )
     for line in locked.line_items.select_related("membership", "participant").order_by("id"):
-        if line.kind == LineItemKind.MEMBERSHIP and line.applied_at is None:
+        if line.kind == LineItemKind.DONATION or line.applied_at is not None:
+            continue
+        if _other_lines(line, (S.PENDING, S.FAILED)).exists():
+            # Another contribution may still pay for it (a second invoice for
+            # the same membership or seat): it stays held.
+            continue
+        if line.kind == LineItemKind.MEMBERSHIP:
             membership = Membership.objects.select_for_update().get(pk=line.membership_id)
             if membership.status == MembershipStatus.PENDING:
                 memberships.cancel(
@@ -728,7 +734,7 @@ def cancel(contribution, *, reason="", actor=None, source=""):
                     actor=actor,
                     source=source,
                 )
-        elif line.kind == LineItemKind.EVENT_FEE and line.applied_at is None:
+        elif line.kind == LineItemKind.EVENT_FEE:
             # The events services lock the event before its participants; same order here.
             event_id = Participant.objects.values_list("event_id", flat=True).get(
                 pk=line.participant_id
@@ -820,6 +826,18 @@ def refund(contribution, *, amount=None, reason="", actor=None, source=""):
     return locked
 
 
+def _other_lines(line, statuses):
+    """Lines of other contributions in ``statuses`` for what ``line`` pays for."""
+    target = (
+        {"membership_id": line.membership_id}
+        if line.kind == LineItemKind.MEMBERSHIP
+        else {"participant_id": line.participant_id}
+    )
+    return LineItem.objects.filter(
+        kind=line.kind, contribution__status__in=statuses, **target
+    ).exclude(contribution_id=line.contribution_id)
+
+
 def _apply_refund_policies(contribution, *, actor, source):
     cancel_terms = crm_setting("REFUND_MEMBERSHIP_POLICY") == "cancel"
     cancel_seats = crm_setting("REFUND_REGISTRATION_POLICY") == "cancel"
@@ -829,7 +847,11 @@ def _apply_refund_policies(contribution, *, actor, source):
         if line.kind == LineItemKind.MEMBERSHIP and cancel_terms:
             memberships.revoke_paid_term(line, actor=actor, source=source)
         elif line.kind == LineItemKind.EVENT_FEE and cancel_seats:
-            events.revoke_paid_participant(line, actor=actor, source=source)
+            # A place paid twice (two payments for one seat): refunding one
+            # leaves the place the other still pays for.
+            still_paid = (S.COMPLETED, S.PARTIALLY_REFUNDED)
+            if not _other_lines(line, still_paid).filter(applied_at__isnull=False).exists():
+                events.revoke_paid_participant(line, actor=actor, source=source)
 
 
 @transaction.atomic
