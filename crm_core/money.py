@@ -7,6 +7,7 @@ a currency cannot express (1.5 yen, 1.2345 dinar) instead of rounding money
 silently.
 """
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from django.core.exceptions import ValidationError
@@ -57,6 +58,11 @@ def currency_exponent(code):
     return _EXPONENTS.get(validate_currency(code), 2)
 
 
+# Digits with an optional decimal point and sign ("12.50", "12.", ".5", "-3");
+# any script's digits ("１２"), as Decimal reads them.
+_AMOUNT_TEXT = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
+
+
 def parse_amount(value, currency, *, allow_zero=False):
     """Read an amount (Decimal, int, or text such as "12.50") for ``currency``.
 
@@ -66,6 +72,9 @@ def parse_amount(value, currency, *, allow_zero=False):
     """
     exponent = currency_exponent(currency)
     if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
+        raise ValidationError(_("Expected an amount such as 12.50."), code="invalid_amount")
+    if isinstance(value, str) and not _AMOUNT_TEXT.fullmatch(value.strip()):
+        # Decimal also reads "1e3" and "1_000": nobody means 1,000 by those.
         raise ValidationError(_("Expected an amount such as 12.50."), code="invalid_amount")
     try:
         amount = Decimal(str(value).strip())

@@ -90,7 +90,19 @@ def test_not_a_number_and_infinity_are_refused(amount):
     assert error.value.code == "invalid_amount"
 
 
-@pytest.mark.parametrize("amount", ["1e30", "10000000000", str(10**400), MAX_AMOUNT + 1])
+@pytest.mark.parametrize("amount", ["1e3", "1E+2", "1_000", "1,000", "0x32", "12.50 GBP", ""])
+def test_text_other_than_plain_digits_is_refused(amount):
+    with pytest.raises(ValidationError) as error:
+        parse_amount(amount, "GBP")
+    assert error.value.code == "invalid_amount"
+
+
+@pytest.mark.parametrize("amount", [" 12.5 ", "12.", ".5", "+12.50", "１２"])
+def test_plain_digits_are_read_with_or_without_a_decimal_point(amount):
+    assert parse_amount(amount, "GBP") == Decimal(amount.strip().replace("１２", "12"))
+
+
+@pytest.mark.parametrize("amount", ["10000000000", str(10**400), MAX_AMOUNT + 1])
 def test_absurd_amount_is_refused(amount):
     with pytest.raises(ValidationError) as error:
         parse_amount(amount, "GBP")
