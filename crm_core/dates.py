@@ -9,6 +9,12 @@ Results outside years 1..9999 raise ``OverflowError``.
 import calendar
 import datetime
 
+# Dates staff, forms and the API may give (memberships, event times). Far
+# enough from years 1 and 9999 that a term added, or a conversion to any time
+# zone, never leaves the range Python's datetime can hold.
+EARLIEST_DATE = datetime.date(1900, 1, 1)
+LATEST_DATE = datetime.date(2199, 12, 31)
+
 
 def last_day_of_month(year, month):
     return calendar.monthrange(year, month)[1]
@@ -50,3 +56,16 @@ def add_interval(day, unit, count):
     if unit == "year":
         return add_years(day, count)
     raise ValueError(f"unknown unit {unit!r}")
+
+
+def in_zone(moment, zone):
+    """``moment`` (aware) in ``zone``; left as it is when that would pass year 1 or 9999.
+
+    Event times are bounded to EARLIEST_DATE..LATEST_DATE, but rows saved
+    before that may sit at the very edge, where the zone's offset overflows:
+    showing them in UTC beats a 500.
+    """
+    try:
+        return moment.astimezone(zone)
+    except OverflowError:
+        return moment

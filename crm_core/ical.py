@@ -15,6 +15,7 @@ import datetime
 import icalendar
 from django.conf import settings
 
+from .dates import EARLIEST_DATE, LATEST_DATE, in_zone
 from .sanitize import plain_text
 
 PRODID = "-//Wagtail CRM suite//Events//EN"
@@ -54,8 +55,8 @@ def _vevent(event, url=""):
     # DTSTAMP: when this description last changed, so a feed is byte-stable.
     vevent.add("dtstamp", event.updated_at.astimezone(datetime.UTC))
     vevent.add("last-modified", event.updated_at.astimezone(datetime.UTC))
-    vevent.add("dtstart", event.starts_at.astimezone(zone))
-    vevent.add("dtend", event.ends_at.astimezone(zone))
+    vevent.add("dtstart", in_zone(event.starts_at, zone))
+    vevent.add("dtend", in_zone(event.ends_at, zone))
     vevent.add("summary", plain_text(event.title))
     location = _location(event)
     if location:
@@ -82,8 +83,12 @@ def _calendar(name=""):
 
 def _finish(calendar, events):
     if events:
-        first = min(event.starts_at for event in events).date() - datetime.timedelta(days=366)
-        last = max(event.ends_at for event in events).date() + datetime.timedelta(days=366)
+        # Clamped, so an event saved before its times were bounded (near year
+        # 1 or 9999) neither overflows here nor asks for millennia of rules.
+        first = max(min(event.starts_at for event in events).date(), EARLIEST_DATE)
+        last = min(max(event.ends_at for event in events).date(), LATEST_DATE)
+        first -= datetime.timedelta(days=366)
+        last += datetime.timedelta(days=366)
         calendar.add_missing_timezones(first_date=first, last_date=last)
     return calendar.to_ical()
 

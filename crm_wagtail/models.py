@@ -10,6 +10,7 @@ from wagtail.contrib.routable_page.models import RoutablePageMixin, path
 from wagtail.fields import RichTextField, StreamField
 from wagtail.models import Page
 
+from crm_core.dates import in_zone
 from crm_core.models import Event
 
 from .blocks import CRM_FORM_BLOCKS
@@ -136,8 +137,8 @@ class EventPageMixin(RoutablePageMixin, models.Model):
             key=lambda level: (level.weight, level.pk),
         )
         context.update(
-            starts=event.starts_at.astimezone(zone),
-            ends=event.ends_at.astimezone(zone),
+            starts=in_zone(event.starts_at, zone),
+            ends=in_zone(event.ends_at, zone),
             fee_levels=levels,
             seats_left=None if event.capacity is None else seats_left(event),
         )
@@ -215,7 +216,7 @@ class EventIndexPageMixin(RoutablePageMixin, models.Model):
         for page, event in rows:
             page.event = event  # the annotated row: no query per page
         return [
-            (page, event.starts_at.astimezone(event.zone), seats_left_of(event))
+            (page, in_zone(event.starts_at, event.zone), seats_left_of(event))
             for page, event in rows
         ]
 

@@ -69,6 +69,18 @@ def grant(user, *codenames):
     return user
 
 
+def walk_pages(client, url, params):
+    """The ids of every row of a list, following ``next`` from the first page."""
+    ids = []
+    response = client.get(url, params)
+    while True:
+        assert response.status_code == 200, response.json()
+        ids += [row["id"] for row in response.json()["results"]]
+        if not response.json()["next"]:
+            return ids
+        response = client.get(response.json()["next"])
+
+
 @pytest.fixture
 def user(db):
     return UserFactory()

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from crm_core.models import Contribution, FinancialType, RecurringContribution
 from crm_core.services import contributions as svc
 from crm_core.services import memberships
-from tests.conftest import grant
+from tests.conftest import grant, walk_pages
 from tests.factories import (
     CampaignFactory,
     ContactFactory,
@@ -238,6 +238,18 @@ def test_received_range_filter(api, contact):
     pending(contact)
     response = api.get(LIST, {"received_after": "2000-01-01T00:00:00Z"})
     assert len(response.json()["results"]) == 1
+
+
+@pytest.mark.parametrize("ordering", ["received_at", "-received_at"])
+def test_paging_by_received_at_returns_each_contribution_once(api, contact, ordering):
+    paid = svc.complete(pending(contact))
+    unpaid = [pending(contact).pk for _ in range(3)]
+    ids = walk_pages(api, LIST, {"ordering": ordering, "page_size": 1})
+    # Not received yet sorts as latest: last going up, first going down.
+    if ordering == "received_at":
+        assert ids == [paid.pk, *unpaid]
+    else:
+        assert ids == [*reversed(unpaid), paid.pk]
 
 
 # -- actions --------------------------------------------------------------------------------
@@ -488,6 +500,26 @@ def test_setting_up_and_cancelling_a_recurring_contribution(api, contact):
     assert (response.status_code, response.json()["status"]) == (200, "cancelled")
 
 
+@pytest.mark.parametrize("ordering", ["next_date", "-next_date"])
+def test_paging_by_next_date_returns_each_recurring_contribution_once(api, contact, ordering):
+    fund = FinancialType.objects.get(slug="donation")
+    made = [
+        svc.create_recurring(
+            contact, amount="10", currency="GBP", frequency_unit="month", financial_type=fund
+        )
+        for _ in range(4)
+    ]
+    for recurring in made[1:]:
+        svc.cancel_recurring(recurring, reason="Lost job")  # no next date
+    url = reverse("crm_api:recurring-contribution-list")
+    ids = walk_pages(api, url, {"ordering": ordering, "page_size": 1})
+    ended = [recurring.pk for recurring in made[1:]]
+    if ordering == "next_date":
+        assert ids == [made[0].pk, *ended]
+    else:
+        assert ids == [*reversed(ended), made[0].pk]
+
+
 @pytest.mark.parametrize(
     "extra",
     [
@@ -498,6 +530,7 @@ def test_setting_up_and_cancelling_a_recurring_contribution(api, contact):
         {"frequency_interval": 0},
         {"start_date": "2999-01-01"},
         {"installments": -1},
+        {"frequency_unit": "year", "frequency_interval": 10, "installments": 1200},
     ],
 )
 def test_bad_recurring_contributions_are_a_400(api, contact, extra):

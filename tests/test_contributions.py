@@ -515,6 +515,21 @@ def test_bad_recurring_values_are_refused_by_field(contact, field, kwargs):
     assert not RecurringContribution.objects.exists()
 
 
+def test_a_schedule_ending_after_2199_is_refused(contact):
+    with pytest.raises(ValidationError) as error:
+        svc.create_recurring(
+            contact,
+            amount="10.00",
+            currency="GBP",
+            frequency_unit="year",
+            frequency_interval=10,
+            installments=1200,
+            financial_type=FinancialType.objects.get(slug="donation"),
+        )
+    assert "2199-12-31" in error.value.message_dict["installments"][0]
+    assert not RecurringContribution.objects.exists()
+
+
 def instalment(recurring):
     return svc.complete(donation(recurring.contact, "10.00", recurring=recurring))
 
@@ -548,6 +563,18 @@ def test_completing_an_instalment_twice_advances_once(contact):
     svc.complete(contribution)
     recurring.refresh_from_db()
     assert recurring.next_date == datetime.date(2026, 2, 28)
+
+
+def test_a_schedule_whose_next_date_would_pass_9999_ends_instead_of_failing(contact):
+    recurring = monthly(contact)
+    # Set up before schedules were bounded: the next date would be in year 10009.
+    RecurringContribution.objects.filter(pk=recurring.pk).update(
+        start_date=datetime.date(9999, 6, 1), frequency_unit="year", frequency_interval=10
+    )
+    contribution = instalment(recurring)
+    recurring.refresh_from_db()
+    assert contribution.status == "completed"
+    assert (recurring.status, recurring.next_date) == ("completed", None)
 
 
 def test_cancelling_a_recurring_contribution_needs_a_reason(contact):

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from crm_core.models import Event, Participant, ParticipantRole
 from crm_core.services import events as services
-from tests.conftest import grant
+from tests.conftest import grant, walk_pages
 from tests.factories import ContactFactory, EventFactory, EventFeeLevelFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +112,28 @@ def test_event_ending_before_it_starts_is_400(api):
     response = api.post(url("event-list"), body, format="json")
     assert response.status_code == 400
     assert "ends_at" in response.json()
+
+
+@pytest.mark.parametrize(
+    "starts_at, ends_at, time_zone",
+    [
+        ("9999-12-31T20:00:00Z", "9999-12-31T21:00:00Z", "Pacific/Kiritimati"),
+        ("0001-01-01T01:00:00Z", "0001-01-01T02:00:00Z", "America/New_York"),
+    ],
+)
+def test_event_at_the_edge_of_the_calendar_is_400(api, starts_at, ends_at, time_zone):
+    body = event_body(starts_at=starts_at, ends_at=ends_at, time_zone=time_zone)
+    response = api.post(url("event-list"), body, format="json")
+    assert response.status_code == 400
+    assert response.json()["starts_at"] == ["Give a date between 1900-01-01 and 2199-12-31."]
+    assert not Event.objects.filter(slug="spring-talk").exists()
+
+
+def test_registration_opening_past_2199_is_400(api):
+    body = event_body(registration_opens_at="9999-12-31T20:00:00Z")
+    response = api.post(url("event-list"), body, format="json")
+    assert response.status_code == 400
+    assert "registration_opens_at" in response.json()
 
 
 def test_event_with_participants_cannot_be_deleted(api):
@@ -316,6 +338,20 @@ def test_participants_filter_by_event_and_status(api):
     assert [row["id"] for row in rows["results"]] == [waiting.pk]
 
 
+@pytest.mark.parametrize("ordering", ["waitlisted_at", "-waitlisted_at"])
+def test_paging_by_waitlisted_at_returns_each_participant_once(api, ordering):
+    event = EventFactory(capacity=3)
+    seated = [book(event).pk for _ in range(3)]
+    waiting = book(event)
+    assert waiting.status == "waitlisted"
+    ids = walk_pages(api, url("participant-list"), {"ordering": ordering, "page_size": 1})
+    # Never waitlisted sorts as latest: last going up, first going down.
+    if ordering == "waitlisted_at":
+        assert ids == [waiting.pk, *seated]
+    else:
+        assert ids == [*reversed(seated), waiting.pk]
+
+
 def test_cancel_action_cancels_and_offers_the_seat(api):
     event = EventFactory(capacity=1)
     seated, waiting = book(event), book(event)
@@ -425,6 +461,34 @@ def test_feed_lists_upcoming_public_events_only(api):
     assert summaries == [upcoming.title]
 
 
+def far_future_event(**fields):
+    """An event saved before event times were bounded, at the end of year 9999."""
+    event = EventFactory(time_zone="Pacific/Kiritimati", **fields)
+    Event.objects.filter(pk=event.pk).update(
+        starts_at=datetime.datetime(9999, 12, 31, 20, 0, tzinfo=datetime.UTC),
+        ends_at=datetime.datetime(9999, 12, 31, 21, 0, tzinfo=datetime.UTC),
+    )
+    return event
+
+
+def test_ics_of_an_event_too_late_for_its_zone_is_served_in_utc(api):
+    response = api.get(url("event-ics", far_future_event().pk))
+    assert response.status_code == 200
+    start = icalendar.Calendar.from_ical(response.content).walk("VEVENT")[0].decoded("dtstart")
+    assert start == datetime.datetime(9999, 12, 31, 20, 0, tzinfo=datetime.UTC)
+
+
+def test_feed_with_an_event_too_late_for_its_zone_is_served(api):
+    upcoming = EventFactory(title="Upcoming")
+    far_future_event(title="Far future")
+    response = api.get(url("event-feed"))
+    assert response.status_code == 200
+    summaries = [
+        str(v["summary"]) for v in icalendar.Calendar.from_ical(response.content).walk("VEVENT")
+    ]
+    assert summaries == [upcoming.title, "Far future"]
+
+
 def test_feed_needs_authentication():
     assert APIClient().get(url("event-feed")).status_code == 401
 
@@ -470,3 +534,19 @@ def test_participant_fee_is_shown_in_the_event_currency_places(api):
     )
     assert response.status_code == 201
     assert response.json()[0]["fee_amount"] == "1500"
+
+
+def test_the_currency_of_an_event_with_prices_cannot_change(api):
+    level = EventFeeLevelFactory(amount=Decimal("12.50"))
+    response = api.patch(url("event-detail", level.event.pk), {"currency": "JPY"}, format="json")
+    assert response.status_code == 400
+    assert "currency" in response.json()
+    assert Event.objects.get(pk=level.event.pk).currency == "GBP"
+
+
+def test_the_currency_of_a_free_event_may_change(api):
+    event = EventFeeLevelFactory(amount=Decimal("0")).event
+    book(event)
+    response = api.patch(url("event-detail", event.pk), {"currency": "EUR"}, format="json")
+    assert response.status_code == 200
+    assert Event.objects.get(pk=event.pk).currency == "EUR"

@@ -244,6 +244,17 @@ def test_registration_before_it_opens_is_refused():
         register_one(event)
 
 
+def test_registration_before_it_opens_far_ahead_is_refused_without_crashing():
+    # Saved before event times were bounded: too late to show in the event's zone.
+    event = EventFactory(time_zone="Pacific/Kiritimati")
+    Event.objects.filter(pk=event.pk).update(
+        registration_opens_at=datetime.datetime(9999, 12, 31, 20, 0, tzinfo=datetime.UTC)
+    )
+    event.refresh_from_db()
+    with pytest.raises(RegistrationClosed, match="opens on 31 December 9999"):
+        register_one(event)
+
+
 def test_registration_after_it_closes_is_refused():
     event = EventFactory(registration_closes_at=timezone.now() - datetime.timedelta(minutes=1))
     with pytest.raises(RegistrationClosed, match="closed"):
@@ -498,6 +509,37 @@ def test_group_is_offered_together_when_its_seats_fit():
     services.cancel_registration(seated[0])
     offers = services.cancel_registration(seated[1]).waitlist_offers
     assert {p.pk for p in offers} == {p.pk for p in group}
+
+
+def close_event(event, how):
+    """Deactivate ``event``, or move it into the past, after its places were booked."""
+    if how == "inactive":
+        Event.objects.filter(pk=event.pk).update(is_active=False)
+    else:
+        starts = timezone.now() - datetime.timedelta(days=2)
+        Event.objects.filter(pk=event.pk).update(
+            starts_at=starts, ends_at=starts + datetime.timedelta(hours=2)
+        )
+    event.refresh_from_db()
+
+
+@pytest.mark.parametrize("how", ["inactive", "past"])
+def test_no_seat_is_offered_at_a_closed_event(how):
+    event, seated, queue = waitlisted_event()
+    close_event(event, how)
+    cancelled = services.cancel_registration(seated[0])
+    assert cancelled.waitlist_offers == []
+    assert Participant.objects.get(pk=queue[0].pk).offer_expires_at is None
+
+
+@pytest.mark.parametrize("how", ["inactive", "past"])
+def test_an_offer_cannot_be_accepted_once_the_event_closes(how):
+    event, seated, queue = waitlisted_event()
+    services.cancel_registration(seated[0])
+    close_event(event, how)
+    with pytest.raises(RegistrationClosed):
+        services.accept_waitlist_offer(queue[0])
+    assert Participant.objects.get(pk=queue[0].pk).status == "waitlisted"
 
 
 def test_raising_capacity_and_promoting_offers_the_new_seats():

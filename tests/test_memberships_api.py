@@ -9,9 +9,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from crm_core.models import Membership, MembershipStatusRule, MembershipType
+from crm_core.models import Contact, Membership, MembershipStatusRule, MembershipType
 from crm_core.services import memberships
-from tests.conftest import grant
+from tests.conftest import grant, walk_pages
 from tests.factories import (
     ContactFactory,
     FinancialTypeFactory,
@@ -185,6 +185,19 @@ def test_memberships_cannot_be_edited_directly(api, member):
     assert member.end_date != datetime.date(2099, 1, 1)
 
 
+@pytest.mark.parametrize("ordering", ["end_date", "-end_date"])
+def test_paging_by_end_date_returns_each_membership_once(api, mtype, ordering):
+    ending = memberships.join(ContactFactory(), mtype)
+    lifetime_type = MembershipTypeFactory(duration_unit="lifetime")
+    lifetime = [memberships.join(ContactFactory(), lifetime_type).pk for _ in range(3)]
+    ids = walk_pages(api, MEMBERSHIPS, {"ordering": ordering, "page_size": 1})
+    # A lifetime membership never ends: last going up, first going down.
+    if ordering == "end_date":
+        assert ids == [ending.pk, *lifetime]
+    else:
+        assert ids == [*reversed(lifetime), ending.pk]
+
+
 # -- actions ------------------------------------------------------------------------------
 
 
@@ -212,6 +225,14 @@ def test_renewing_a_cancelled_membership_is_a_conflict(api, member):
     response = api.post(action(member, "renew"), {}, format="json")
     assert response.status_code == 409
     assert response.json()["code"] == "MembershipNotRenewable"
+
+
+def test_renewing_for_a_contact_marked_deceased_is_a_conflict(api, member):
+    Contact.objects.filter(pk=member.contact_id).update(is_deceased=True)
+    response = api.post(action(member, "renew"), {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["detail"] == "This contact is deceased."
+    assert Membership.objects.get(pk=member.pk).end_date == member.end_date
 
 
 def test_cancelling_through_the_api_keeps_the_reason(api, member):
@@ -385,3 +406,20 @@ def test_list_query_count_does_not_grow_with_rows(api, url, make):
 def test_status_rule_list_query_count(api, django_assert_max_num_queries):
     with django_assert_max_num_queries(3):
         assert len(api.get(RULES).json()["results"]) == 4
+
+
+def test_the_currency_of_a_type_with_members_cannot_change(api, member, mtype):
+    detail = reverse("crm_api:membership-type-detail", args=[mtype.pk])
+    response = api.patch(detail, {"currency": "JPY", "fee": "3000"}, format="json")
+    assert response.status_code == 400
+    assert "currency" in response.json()
+    mtype.refresh_from_db()
+    assert mtype.currency == "GBP"
+
+
+def test_the_currency_of_an_unused_type_may_change(api, mtype):
+    detail = reverse("crm_api:membership-type-detail", args=[mtype.pk])
+    response = api.patch(detail, {"currency": "EUR"}, format="json")
+    assert response.status_code == 200
+    mtype.refresh_from_db()
+    assert mtype.currency == "EUR"

@@ -13,6 +13,7 @@ from crm_core.exceptions import (
     MembershipNotRenewable,
 )
 from crm_core.models import (
+    Contact,
     Contribution,
     FinancialType,
     LineItem,
@@ -262,6 +263,15 @@ def test_a_pending_membership_cannot_be_renewed(contact):
     membership = join(contact, pending=True)
     with pytest.raises(MembershipNotRenewable):
         memberships.renew(membership, today=TODAY)
+
+
+def test_a_membership_of_a_contact_marked_deceased_cannot_be_renewed(contact):
+    membership = join(contact)
+    # Marked deceased; the status update has not made the membership "deceased" yet.
+    Contact.objects.filter(pk=contact.pk).update(is_deceased=True)
+    with pytest.raises(MembershipNotRenewable, match="deceased"):
+        memberships.renew(membership, today=TODAY)
+    assert Membership.objects.get(pk=membership.pk).end_date == membership.end_date
 
 
 def test_a_renewal_beyond_the_year_9999_is_refused_cleanly(contact):

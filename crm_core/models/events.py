@@ -9,11 +9,14 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from ..dates import EARLIEST_DATE, LATEST_DATE
 from ..money import format_money, validate_currency
 from .contributions import AMOUNT
 
 # Most seats an event may have: more is a typo, not a venue.
 MAX_CAPACITY = 1_000_000
+# Times that are checked against EARLIEST_DATE..LATEST_DATE.
+DATETIME_FIELDS = ("starts_at", "ends_at", "registration_opens_at", "registration_closes_at")
 
 
 @functools.cache
@@ -126,7 +129,10 @@ class Event(models.Model):
         return zoneinfo.ZoneInfo(self.time_zone)
 
     def clean(self):
-        errors = {}
+        errors = self._out_of_range_times()
+        if errors:
+            # Fix the range first: the rules below would only add noise.
+            raise ValidationError(errors)
         if self.starts_at and self.ends_at and self.ends_at < self.starts_at:
             errors["ends_at"] = [_("The event must end after it starts.")]
         opens, closes = self.registration_opens_at, self.registration_closes_at
@@ -140,8 +146,42 @@ class Event(models.Model):
             self.currency = validate_currency(self.currency)
         except ValidationError as exc:
             errors["currency"] = exc.messages
+        else:
+            if self._currency_is_fixed():
+                errors["currency"] = [
+                    _("This event has prices or fees in its currency: it cannot change.")
+                ]
         if errors:
             raise ValidationError(errors)
+
+    def _currency_is_fixed(self):
+        """Whether a new currency would misread amounts already set in the old one."""
+        if self.pk is None:
+            return False
+        saved = Event.objects.filter(pk=self.pk).values_list("currency", flat=True).first()
+        if saved in (None, self.currency):
+            return False
+        return (
+            self.fee_levels.filter(amount__gt=0).exists()
+            or self.participants.filter(fee_amount__gt=0).exists()
+        )
+
+    def _out_of_range_times(self):
+        """Errors for times outside EARLIEST_DATE..LATEST_DATE.
+
+        A time near year 1 or 9999 saves, but converting it to the event's
+        time zone (for pages, calendar files, messages) overflows.
+        """
+        message = _("Give a date between %(earliest)s and %(latest)s.") % {
+            "earliest": EARLIEST_DATE.isoformat(),
+            "latest": LATEST_DATE.isoformat(),
+        }
+        return {
+            name: [message]
+            for name in DATETIME_FIELDS
+            if getattr(self, name)
+            and not EARLIEST_DATE <= getattr(self, name).date() <= LATEST_DATE
+        }
 
 
 class EventFeeLevel(models.Model):

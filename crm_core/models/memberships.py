@@ -114,6 +114,12 @@ class MembershipType(models.Model):
     def __str__(self):
         return self.name
 
+    def _currency_is_fixed(self):
+        if self.pk is None:
+            return False
+        saved = MembershipType.objects.filter(pk=self.pk).values_list("currency", flat=True).first()
+        return saved not in (None, self.currency) and self.memberships.exists()
+
     def clean(self):
         errors = {}
         try:
@@ -125,6 +131,10 @@ class MembershipType(models.Model):
                 self.fee = parse_amount(self.fee, self.currency, allow_zero=True)
             except ValidationError as exc:
                 errors["fee"] = exc.messages
+            if self._currency_is_fixed():
+                # Their dues were asked for in the old currency (and change_type
+                # never moves a membership to another currency): make a new type.
+                errors["currency"] = [_("This type has memberships: its currency cannot change.")]
         fixed = (self.fixed_period_start_month, self.fixed_period_start_day)
         rollover = (self.fixed_period_rollover_month, self.fixed_period_rollover_day)
         if self.period_type == PeriodType.FIXED:

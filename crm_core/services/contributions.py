@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 
 from ..bulk import bulk_insert
 from ..conf import crm_setting
-from ..dates import add_months
+from ..dates import LATEST_DATE, add_months
 from ..exceptions import DuplicateTransaction, InvalidTransition, RefundNotAllowed
 from ..models import (
     Activity,
@@ -922,15 +922,44 @@ def _advance_recurring(recurring_id):
     if recurring.status in (RecurringStatus.CANCELLED, RecurringStatus.COMPLETED):
         return
     paid = recurring.contributions.filter(status__in=PAID_STATUSES).count()
-    if recurring.installments and paid >= recurring.installments:
-        recurring.status = RecurringStatus.COMPLETED
-        recurring.next_date = None
-    else:
-        recurring.status = RecurringStatus.IN_PROGRESS
-        recurring.next_date = nth_payment_date(
-            recurring.start_date, recurring.frequency_unit, recurring.frequency_interval, paid
-        )
+    next_date = None
+    if not (recurring.installments and paid >= recurring.installments):
+        try:
+            next_date = nth_payment_date(
+                recurring.start_date, recurring.frequency_unit, recurring.frequency_interval, paid
+            )
+        except OverflowError:
+            # Past year 9999 (an open-ended schedule, or one set up before
+            # schedules were bounded): no date to ask for, so the schedule ends
+            # rather than the payment that got here failing.
+            next_date = None
+    recurring.next_date = next_date
+    recurring.status = RecurringStatus.IN_PROGRESS if next_date else RecurringStatus.COMPLETED
     recurring.save(update_fields=["status", "next_date", "updated_at"])
+
+
+def _schedule_too_long(start_date, frequency_unit, frequency_interval, installments):
+    """An error when the last instalment would fall after LATEST_DATE, else {}.
+
+    Refused up front: 1,200 instalments every 10 years would otherwise be
+    accepted, then fail when a late instalment is paid and its next date
+    cannot be counted.
+    """
+    try:
+        last = nth_payment_date(start_date, frequency_unit, frequency_interval, installments - 1)
+    except OverflowError:
+        last = None
+    if last is not None and last <= LATEST_DATE:
+        return {}
+    return {
+        "installments": [
+            _(
+                "The last instalment would fall after %(latest)s: "
+                "give fewer instalments or a shorter interval."
+            )
+            % {"latest": LATEST_DATE.isoformat()}
+        ]
+    }
 
 
 @transaction.atomic
@@ -957,7 +986,8 @@ def create_recurring(
     ``next_date`` starts at ``start_date`` (default today) and moves on as
     instalments complete (see ``nth_payment_date``). Taking the money is the
     payment provider's; each instalment is a contribution made with
-    ``create_pending(..., recurring=...)``.
+    ``create_pending(..., recurring=...)``. A schedule whose last instalment
+    would fall after ``LATEST_DATE`` (2199) is refused.
     """
     errors = {}
     if Contact.all_objects.filter(pk=contact.pk, is_deleted=True).exists():
@@ -1003,6 +1033,11 @@ def create_recurring(
         errors["start_date"] = [_("Expected a date.")]
     elif not (today.replace(year=today.year - 100, day=1) <= start_date <= add_months(today, 12)):
         errors["start_date"] = [_("Give a start date no more than a year from today.")]
+    schedule = ("frequency_unit", "frequency_interval", "installments", "start_date")
+    if installments and not any(name in errors for name in schedule):
+        errors.update(
+            _schedule_too_long(start_date, frequency_unit, frequency_interval, installments)
+        )
     if payment_method:
         try:
             _payment_method(payment_method)

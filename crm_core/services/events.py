@@ -29,6 +29,7 @@ from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from ..dates import in_zone
 from ..exceptions import AlreadyRegistered, EventFull, InvalidTransition, RegistrationClosed
 from ..models import (
     Activity,
@@ -109,7 +110,7 @@ def _lock_participant(participant):
 
 
 def _local(event, moment):
-    return timezone.localtime(moment, event.zone).strftime("%d %B %Y %H:%M %Z")
+    return in_zone(moment, event.zone).strftime("%d %B %Y %H:%M %Z")
 
 
 def _record(participant, old_status, subject, *, actor, source, details=""):
@@ -657,6 +658,8 @@ def promote_from_waitlist(event, *, now=None, actor=None, source=""):
     what is free (a registration too big for the free seats keeps its place
     and the next smaller one is offered). An offer holds the seats until
     ``now + event.waitlist_offer_hours``. One transaction, event locked.
+    No seat is offered while registration is closed (inactive event, or
+    from ``registration_closes_at`` or the start): no one could take it.
 
     Each registration offered seats is emailed the offer, with a signed link
     to take it (``send_waitlist_offer_task``, after commit). Returns the
@@ -673,7 +676,7 @@ def promote_from_waitlist(event, *, now=None, actor=None, source=""):
             .select_related("role", "contact")
             .order_by("waitlisted_at", "id")
         )
-        if not waiting:
+        if not waiting or registration_closed_message(event, now=now):
             return []
         free = _free_seats(event, now)
         groups = {}
@@ -717,8 +720,10 @@ def accept_waitlist_offer(participant, *, pending_payment=None, now=None, actor=
     """Take up an open seat offer: waitlisted -> pending payment (fee above zero) or registered.
 
     Idempotent for a participant already pending payment or registered.
-    An expired offer raises ``RegistrationClosed``; no offer (still waiting)
-    or any other status raises ``InvalidTransition``.
+    An expired offer, or one made before registration closed (the event was
+    deactivated, or has started), raises ``RegistrationClosed`` as
+    ``register`` would; no offer (still waiting) or any other status raises
+    ``InvalidTransition``.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -736,6 +741,7 @@ def accept_waitlist_offer(participant, *, pending_payment=None, now=None, actor=
                 _("This seat offer expired on %(when)s.")
                 % {"when": _local(participant.event, participant.offer_expires_at)}
             )
+        _check_window(participant.event, now)
         old = participant.status
         paying = participant.fee_amount > 0 and pending_payment is not False
         participant.status = Status.PENDING_PAYMENT if paying else Status.REGISTERED

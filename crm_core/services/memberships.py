@@ -26,7 +26,7 @@ from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from ..dates import add_interval
+from ..dates import EARLIEST_DATE, LATEST_DATE, add_interval
 from ..exceptions import AlreadyMember, ContactDeleted, InvalidTransition, MembershipNotRenewable
 from ..memberships_dates import (
     ONE_DAY,
@@ -52,9 +52,6 @@ from ..models import (
 from ..sanitize import plain_text
 from .activities import record_system_event, user_or_none
 
-# Dates staff, forms and the API may give for joining and starting.
-EARLIEST_DATE = datetime.date(1900, 1, 1)
-LATEST_DATE = datetime.date(2199, 12, 31)
 MAX_TERMS = 10
 # A second membership of the same type is refused while one of these exists.
 LIVE_STATUSES = (
@@ -401,6 +398,10 @@ def _renewable(membership):
             _("A %(status)s membership cannot be renewed.")
             % {"status": membership.get_status_display().lower()}
         )
+    # Marked deceased, but the status update that makes the membership
+    # "deceased" has not run yet: refused all the same, as joining is.
+    if membership.contact.is_deceased:
+        raise MembershipNotRenewable(_("This contact is deceased."))
     if is_lifetime(membership.membership_type) or membership.end_date is None:
         raise MembershipNotRenewable(_("A lifetime membership does not need renewing."))
 
@@ -447,7 +448,8 @@ def renew(membership, *, terms=1, today=None, actor=None, source=""):
     (start date included). Rolling terms are counted from the start date so
     month ends never drift; fixed periods add whole periods. Never shortens a
     membership. Refuses lifetime, pending, cancelled, deceased and inherited
-    memberships (``MembershipNotRenewable``). The row is locked.
+    memberships, and those of a contact marked deceased
+    (``MembershipNotRenewable``). The row is locked.
     """
     _check_terms(terms)
     today = _today(today)

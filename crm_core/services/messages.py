@@ -44,6 +44,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from ..dates import in_zone
 from ..ical import event_ics
 from ..links import make_registration_token
 from ..models import (
@@ -324,7 +325,7 @@ def send_once(key, contact, kind, context, attachments=()):
 
 
 def _local(event, moment):
-    return timezone.localtime(moment, event.zone)
+    return in_zone(moment, event.zone)
 
 
 def event_context(event):
