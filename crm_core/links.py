@@ -38,8 +38,6 @@ def read_contact_token(token, purpose, *, max_age=None):
     older than ``max_age`` seconds (default ``CONTACT_LINK_MAX_AGE``), or names
     a contact that is in the trash and was not merged into another.
     """
-    from .models import Contact, MergeRecord
-
     if max_age is None:
         max_age = crm_setting("CONTACT_LINK_MAX_AGE")
     try:
@@ -51,23 +49,36 @@ def read_contact_token(token, purpose, *, max_age=None):
     contact_id = payload.get("c") if isinstance(payload, dict) else None
     if not isinstance(contact_id, int):
         raise InvalidLink(_("This link is not valid."), code="link_invalid")
-    # Follow merges (a chain at most as long as the merges done since).
+    contact = contact_after_merges(contact_id)
+    if contact is None:
+        raise InvalidLink(_("This link no longer points at anyone."), code="link_no_contact")
+    return contact
+
+
+def contact_after_merges(contact_id):
+    """The live contact ``contact_id`` names now: itself, or the contact it was
+    merged into (following later merges too); None when it is in the trash and
+    was not merged, or no longer exists.
+
+    Whatever keeps a contact's id for later (a link, a pending confirmation)
+    reads it back through this, so a merge in between does not lose the person.
+    """
+    from .models import Contact, MergeRecord
+
+    # A chain at most as long as the merges done since.
     seen = set()
-    while contact_id not in seen:
+    while contact_id is not None and contact_id not in seen:
         seen.add(contact_id)
         contact = Contact.all_objects.filter(pk=contact_id).first()
         if contact is not None and not contact.is_deleted:
             return contact
-        merge = (
+        contact_id = (
             MergeRecord.objects.filter(removed_contact_ref=contact_id)
             .order_by("-pk")
             .values_list("kept_contact_ref", flat=True)
             .first()
         )
-        if merge is None:
-            break
-        contact_id = merge
-    raise InvalidLink(_("This link no longer points at anyone."), code="link_no_contact")
+    return None
 
 
 REGISTRATION_SALT = "crm_core.links:waitlist-offer"

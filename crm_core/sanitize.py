@@ -30,10 +30,15 @@ def plain_text(value, *, multiline=False):
         return ""
     text = unicodedata.normalize("NFC", str(value))
     text = _CONTROL.sub("", text)
-    if "<" in text:
-        text = bleach.clean(text, tags=set(), attributes={}, strip=True, strip_comments=True)
+    # Until nothing changes: unescaping what bleach kept can make a new tag
+    # ("<b></b>&lt;img&gt;" gives "<img>"), which the next round strips.
+    while "<" in text:
+        stripped = bleach.clean(text, tags=set(), attributes={}, strip=True, strip_comments=True)
         # bleach escapes what it keeps; plain text is stored unescaped.
-        text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        stripped = stripped.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        if stripped == text:
+            break
+        text = stripped
     if multiline:
         return "\n".join(line.rstrip() for line in text.strip().splitlines())
     return _SPACES.sub(" ", text).strip()

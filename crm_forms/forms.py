@@ -292,7 +292,7 @@ class MembershipForm(VisitorForm, ContactFieldsMixin):
                 inherited_from__isnull=True,
             )
             .exclude(status="pending")
-            .select_related("membership_type")
+            .select_related("membership_type", "contact")
             .order_by("-end_date", "-pk")
         )
         renewals = {}
@@ -429,6 +429,9 @@ class EventRegistrationForm(VisitorForm, ContactFieldsMixin):
         seats = cleaned.get("seats") or 1
         cleaned["answers"] = self._answers(cleaned, "")
         guests = []
+        # One email is one contact, who can hold one seat: say so here, on the
+        # field, rather than have the booking refused as a whole.
+        emails = {(cleaned.get("email") or "").lower()}
         for n in self.guest_numbers:
             first = cleaned.get(f"guest_{n}_first_name", "")
             last = cleaned.get(f"guest_{n}_last_name", "")
@@ -436,6 +439,12 @@ class EventRegistrationForm(VisitorForm, ContactFieldsMixin):
             if n <= seats:
                 if not (first or last):
                     self.add_error(f"guest_{n}_first_name", _("Give this person's name."))
+                if email and email.lower() in emails:
+                    self.add_error(
+                        f"guest_{n}_email",
+                        _("Give each person their own email address, or leave it empty."),
+                    )
+                emails.add(email.lower())
                 guests.append(
                     {
                         "first_name": first,

@@ -205,14 +205,12 @@ class MembershipKind(FormKind):
         offered = MembershipType.objects.filter(
             pk__in=[pk for pk in wanted if pk is not None], is_active=True
         ).in_bulk()
+        # A type deactivated since the page was published is no longer
+        # offered; the form keeps working with the others.
         cleaned["membership_types"] = [pk for pk in wanted if pk in offered]
         if not cleaned["membership_types"]:
             errors.setdefault("membership_types", []).append(
                 _("Offer at least one active membership type.")
-            )
-        elif len(cleaned["membership_types"]) != len(wanted):
-            errors.setdefault("membership_types", []).append(
-                _("A membership type offered is no longer active.")
             )
         cleaned["organisation_relationship"] = None
         if config.get("allow_organisation"):
@@ -277,12 +275,16 @@ class SignupKind(FormKind):
         cleaned = _clean_common({**config, "payment_methods": ["offline"]}, errors)
         cleaned.pop("payment_methods")
         wanted = [_int(pk) for pk in config.get("groups") or []]
+        # A group deactivated since the page was published is no longer
+        # offered (joining it would be refused); the others still are.
         found = set(
-            Group.objects.filter(pk__in=[pk for pk in wanted if pk]).values_list("pk", flat=True)
+            Group.objects.filter(pk__in=[pk for pk in wanted if pk], is_active=True).values_list(
+                "pk", flat=True
+            )
         )
         cleaned["groups"] = [pk for pk in wanted if pk in found]
         if not cleaned["groups"]:
-            errors.setdefault("groups", []).append(_("Offer at least one group."))
+            errors.setdefault("groups", []).append(_("Offer at least one active group."))
         cleaned["double_opt_in"] = bool(config.get("double_opt_in", True))
         if errors:
             raise ValidationError(errors)

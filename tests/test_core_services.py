@@ -334,6 +334,12 @@ def test_plain_text_strips_markup_but_keeps_comparison_signs():
     assert plain_text("<i>Ann</i>  <!-- x -->Lee") == "Ann Lee"
 
 
+def test_plain_text_does_not_turn_escaped_markup_into_tags():
+    assert plain_text("<b></b>&lt;img src=x onerror=alert(1)&gt;Ann") == "Ann"
+    assert plain_text("<i>Tom</i> &amp; Jerry") == "Tom & Jerry"
+    assert plain_text("Tom & Jerry, a < b") == "Tom & Jerry, a < b"
+
+
 def test_rich_text_keeps_safe_links_only():
     html = rich_text('<a href="https://example.org" onmouseover="x">ok</a><img src=x onerror=y>')
     assert html == '<a href="https://example.org">ok</a>'

@@ -1,6 +1,7 @@
 """The donation form: placed on a Wagtail page, submitted by visitors, written into the core."""
 
 import json
+import re
 from decimal import Decimal
 
 import pytest
@@ -215,6 +216,18 @@ def test_huge_unicode_and_html_values_are_refused_or_made_plain(client, donation
     contact = Contact.objects.get()
     assert "<" not in contact.first_name and "Zoë" in contact.first_name
     assert contact.last_name == "王"
+
+
+def test_a_far_too_long_value_is_refused_and_the_rest_of_what_was_typed_is_kept(
+    client, donation_page
+):
+    response = donate(client, donation_page, first_name="x" * 10_001)
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "First name: This is far too long." in html
+    assert 'value="Lovelace"' in html and 'value="ada@example.org"' in html
+    assert "x" * 101 not in html
+    assert nothing_saved()
 
 
 def test_a_tampered_placement_is_refused(client, donation_page):
@@ -538,3 +551,28 @@ def test_a_preview_of_settings_the_block_refuses_says_they_are_incomplete(fund):
 
     assert "This form&#x27;s settings are not complete yet." in html
     assert 'name="placement"' not in html
+
+
+def test_each_field_error_is_the_element_its_field_is_described_by(client, donation_page):
+    # Screen readers read a field's errors through aria-describedby: every id
+    # it names must be on the page, and the error text inside that element.
+    response = donate(
+        client, donation_page, amount="other", other_amount="1e3", email="", payment_method=""
+    )
+    html = response.content.decode()
+    assert response.status_code == 400
+    described = {
+        name: ids.split()
+        for name, ids in re.findall(
+            r'<(?:input|select|textarea)[^>]*?name="([^"]+)"[^>]*?'
+            r'aria-describedby="([^"]+)"',
+            html,
+        )
+    }
+    assert {"other_amount", "email"} <= set(described)
+    for ids in described.values():
+        for element_id in ids:
+            assert f'id="{element_id}"' in html
+    assert re.search(
+        r'<div id="[^"]+-other_amount_error"><p class="crm-form__error">[^<]+</p></div>', html
+    )

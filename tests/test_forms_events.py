@@ -9,9 +9,10 @@ from wagtail.blocks.struct_block import StructBlockValidationError
 from wagtail.models import Page
 
 from crm_core.models import Contact, Contribution, Participant
+from crm_core.services.events import register as register_people
 from crm_wagtail.blocks import EventRegistrationFormBlock
 from crm_wagtail.models import EventPage
-from tests.factories import EventFactory, EventFeeLevelFactory
+from tests.factories import ContactFactory, EventFactory, EventFeeLevelFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -138,6 +139,38 @@ def test_registering_twice_is_refused_with_a_clear_message(client, page):
     assert response.status_code == 409
     assert Participant.objects.count() == 1
     assert Contribution.objects.count() == 1
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        {"email": "victoria@example.org"},
+        {"seats": "2", "guest_2_first_name": "Joan", "guest_2_email": "victoria@example.org"},
+    ],
+    ids=["registrant", "guest"],
+)
+def test_an_email_already_registered_is_refused_without_naming_its_contact(client, page, typed):
+    victoria = ContactFactory(
+        first_name="Victoria", last_name="Secretname", emails=["victoria@example.org"]
+    )
+    register_people(page.event, registered_by=victoria, attendees=[{"contact": victoria}])
+    response = register(client, page, **typed)
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert "Someone in this registration is already registered for this event." in html
+    assert "Victoria" not in html and "Secretname" not in html
+    assert Participant.objects.count() == 1
+
+
+def test_a_guest_given_the_registrants_email_is_asked_for_their_own(client, page):
+    response = register(
+        client, page, seats="2", guest_2_first_name="Kid", guest_2_email="ALAN@example.org"
+    )
+    assert response.status_code == 400
+    assert (
+        "Give each person their own email address, or leave it empty." in response.content.decode()
+    )
+    assert not Participant.objects.exists()
 
 
 def test_a_free_event_asks_for_no_payment(client, db):

@@ -8,11 +8,12 @@ from wagtail.models import Page
 
 from crm_core.models import Contribution, Membership, RecurringContribution
 from crm_core.services.contributions import record_offline_payment
+from crm_core.services.memberships import join as join_membership
 from crm_forms.models import Submission
 from crm_payments.models import Payment
 from crm_wagtail.blocks import MembershipFormBlock
 from crm_wagtail.models import MembershipPage
-from tests.factories import MembershipTypeFactory
+from tests.factories import ContactFactory, MembershipTypeFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -142,6 +143,27 @@ def test_a_type_not_offered_on_the_form_is_refused(client, join_page, types):
     assert (Membership.objects.count(), Submission.objects.count()) == (0, 0)
 
 
+def test_joining_with_a_members_email_does_not_reveal_their_membership(client, join_page, types):
+    member = ContactFactory(first_name="Vera", last_name="Secret", emails=["vera@example.org"])
+    join_membership(member, types["friend"])
+    response = join(client, join_page, types["friend"], email="vera@example.org")
+    html = response.content.decode()
+    assert response.status_code == 409
+    assert "A membership of this type is already held with the details given." in html
+    assert "already has" not in html and "renew it instead" not in html
+    assert Membership.objects.count() == 1
+
+
+def test_joining_with_the_email_of_a_deceased_contact_does_not_say_so(client, join_page, types):
+    ContactFactory(emails=["late@example.org"], is_deceased=True)
+    response = join(client, join_page, types["friend"], email="late@example.org")
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert "We could not accept this form with the details given." in html
+    assert "deceased" not in html
+    assert not Membership.objects.exists()
+
+
 def test_a_replayed_join_makes_one_membership(client, join_page, types):
     fields = hidden_fields(client, join_page)
     first = join(client, join_page, types["individual"], **fields)
@@ -266,3 +288,30 @@ def test_editors_must_say_how_the_person_relates_to_the_organisation(types):
             )
         )
     assert "organisation_relationship" in caught.value.block_errors
+
+
+def test_a_type_deactivated_after_publishing_is_no_longer_offered_and_the_others_work(
+    client, join_page, types
+):
+    hidden = hidden_fields(client, join_page)  # the form as the visitor loaded it
+    types["direct"].is_active = False
+    types["direct"].save()
+    page = client.get(join_page.url).content.decode()
+    assert "Direct debit" not in page and "Individual" in page
+    response = client.post(
+        SUBMIT,
+        {
+            **hidden,
+            "membership_type": str(types["individual"].pk),
+            "first_name": "Grace",
+            "last_name": "Hopper",
+            "email": "grace@example.org",
+            "payment_method": "offline",
+        },
+        REMOTE_ADDR="203.0.113.7",
+    )
+    assert response.status_code == 302
+    assert Membership.objects.get().membership_type == types["individual"]
+    response = join(client, join_page, types["direct"])
+    assert response.status_code == 400
+    assert Membership.objects.count() == 1

@@ -8,10 +8,12 @@ from wagtail.blocks.struct_block import StructBlockValidationError
 from wagtail.models import Page
 
 from crm_core.models import Activity, ConsentRecord, Contact, GroupMembership
+from crm_core.services.contacts import trash_contact
+from crm_core.services.merge import merge_contacts
 from crm_forms.models import Submission
 from crm_wagtail.blocks import ContactFormBlock, SignupFormBlock
 from crm_wagtail.models import FormPage
-from tests.factories import GroupFactory, UserFactory
+from tests.factories import ContactFactory, GroupFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -119,6 +121,75 @@ def test_a_signup_joins_nothing_until_the_emailed_link_is_followed(
     client.get(link)
     assert GroupMembership.objects.count() == 1, "following the link again changes nothing"
     assert ConsentRecord.objects.count() == 1
+
+
+def confirmation_link(client, page, django_capture_on_commit_callbacks, **data):
+    """Sign up and return the path of the link in the confirmation email."""
+    with django_capture_on_commit_callbacks(execute=True):
+        assert sign_up(client, page, **data).status_code == 302
+    return re.search(r"http://testserver(/crm/forms/confirm/\S+/)", mail.outbox[-1].body).group(1)
+
+
+def test_a_group_deactivated_before_the_link_is_followed_is_skipped(
+    client, page, groups, django_capture_on_commit_callbacks
+):
+    link = confirmation_link(
+        client, page, django_capture_on_commit_callbacks, groups=[str(g.pk) for g in groups]
+    )
+    groups[1].is_active = False
+    groups[1].save()
+    response = client.get(link)
+    assert response.status_code == 200
+    assert "Subscription confirmed" in response.content.decode()
+    assert [m.group for m in GroupMembership.objects.all()] == [groups[0]]
+    assert ConsentRecord.objects.count() == 1
+
+
+def test_a_contact_trashed_before_the_link_is_followed_gets_a_clear_page(
+    client, page, django_capture_on_commit_callbacks
+):
+    link = confirmation_link(client, page, django_capture_on_commit_callbacks)
+    trash_contact(Contact.objects.get())
+    response = client.get(link)
+    assert response.status_code == 409
+    assert "This subscription can no longer be confirmed." in response.content.decode()
+    assert not GroupMembership.objects.exists()
+    assert not ConsentRecord.objects.exists()
+
+
+def test_a_contact_merged_before_the_link_is_followed_confirms_for_the_contact_kept(
+    client, page, groups, django_capture_on_commit_callbacks
+):
+    link = confirmation_link(client, page, django_capture_on_commit_callbacks)
+    kept = ContactFactory(first_name="Zoë", emails=["zoe.kept@example.org"])
+    signed_up = Contact.objects.get(emails__email="zoe@example.org")
+    merge_contacts(kept, signed_up)
+    response = client.get(link)
+    assert "Subscription confirmed" in response.content.decode()
+    membership = GroupMembership.objects.get()
+    assert (membership.contact, membership.group) == (kept, groups[0])
+    assert ConsentRecord.objects.get().contact == kept
+
+
+def test_a_deactivated_group_is_no_longer_offered_and_the_others_still_work(client, groups, staff):
+    page = FormPage(
+        title="Join our lists",
+        slug="join-our-lists",
+        body=[
+            (
+                "signup_form",
+                {"title": "Lists", "groups": list(groups), "double_opt_in": False, "consent": []},
+            )
+        ],
+    )
+    Page.objects.get(depth=2).add_child(instance=page)
+    page.save_revision().publish()
+    groups[1].is_active = False
+    groups[1].save()
+    assert "Volunteering news" not in client.get(page.url).content.decode()
+    response = sign_up(client, page, consent_0="")
+    assert response.status_code == 302
+    assert [m.group for m in GroupMembership.objects.all()] == [groups[0]]
 
 
 def test_a_forged_confirmation_link_is_refused(client, page):

@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from crm_core.exceptions import AlreadyRegistered
 from crm_core.models import ParticipantStatus
 from crm_core.services import contributions as contribution_services
 from crm_core.services import events as event_services
@@ -35,8 +36,8 @@ def submit_registration(request, form, placement, config):
     list when full and the event has one), and for paid seats one pending
     contribution with a line per participant and its payment attempt.
     Waitlisted groups pay nothing now. Raises the core's
-    ``RegistrationClosed``, ``EventFull`` or ``AlreadyRegistered`` for the
-    visitor to read; nothing is kept then.
+    ``RegistrationClosed``, ``EventFull`` or ``AlreadyRegistered`` (with a
+    message that names nobody) for the visitor to read; nothing is kept then.
     """
     data = form.cleaned_data
     return _submit(request, form, placement, config, data, client_ip(request))
@@ -61,15 +62,25 @@ def _submit(request, form, placement, config, data, ip):
         record_consents(form, contact, placement, ip=ip, source=SOURCE)
         people = [(contact, data["answers"])]
         people += [(_guest_contact(guest), guest["answers"]) for guest in data["guests"]]
-        participants = event_services.register(
-            event,
-            registered_by=contact,
-            attendees=[
-                {"contact": person, "fee_level": level, "answers": answers}
-                for person, answers in people
-            ],
-            source=SOURCE,
-        )
+        try:
+            participants = event_services.register(
+                event,
+                registered_by=contact,
+                attendees=[
+                    {"contact": person, "fee_level": level, "answers": answers}
+                    for person, answers in people
+                ],
+                source=SOURCE,
+            )
+        except AlreadyRegistered:
+            # The core names the stored contact; a visitor may have typed
+            # someone else's email, so they learn no name from us.
+            raise AlreadyRegistered(
+                _(
+                    "Someone in this registration is already registered for this event. "
+                    "If you think this is wrong, please contact us."
+                )
+            ) from None
         submission.contact = contact
         submission.thank_you = config["thank_you"]
         start = None

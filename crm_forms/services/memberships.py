@@ -1,7 +1,9 @@
 """The membership form's submission service: joining, or renewing through a personal link."""
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
+from crm_core.exceptions import AlreadyMember
 from crm_core.services import contributions as contribution_services
 from crm_core.services import memberships as membership_services
 from crm_core.services.contacts import upsert_contact
@@ -67,6 +69,26 @@ def _organisation(person, name, config):
     return organisation
 
 
+def _join(contact, kind, *, pending, auto_renew):
+    """The core's ``join``, refusing a second membership in words fit for anyone.
+
+    The core names the existing membership's status for staff; a visitor may
+    have typed someone else's email, so, as CiviCRM never shows a stranger
+    another person's record, they only learn how a member renews.
+    """
+    try:
+        return membership_services.join(
+            contact, kind, pending=pending, auto_renew=auto_renew, source=SOURCE
+        )
+    except AlreadyMember:
+        raise AlreadyMember(
+            _(
+                "A membership of this type is already held with the details given. To renew "
+                "it, follow the link in your renewal reminder, or contact us."
+            )
+        ) from None
+
+
 def _submit(request, form, placement, config, data, ip):
     kind = data["type"]
     with transaction.atomic():
@@ -82,12 +104,8 @@ def _submit(request, form, placement, config, data, ip):
         membership = data.get("renewing")
         submission.pending = {"renewal": membership is not None}
         if membership is None:
-            membership = membership_services.join(
-                contact,
-                kind,
-                pending=not free,
-                auto_renew=data["auto_renew"] and not free,
-                source=SOURCE,
+            membership = _join(
+                contact, kind, pending=not free, auto_renew=data["auto_renew"] and not free
             )
         elif free:
             membership = membership_services.renew(membership, source=SOURCE)

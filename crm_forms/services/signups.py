@@ -6,6 +6,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from crm_core.exceptions import ContactDeleted
+from crm_core.links import contact_after_merges
 from crm_core.models import Group
 from crm_core.services import consent as consent_services
 from crm_core.services.contacts import upsert_contact
@@ -87,12 +89,22 @@ def read_confirm_token(token):
 
 @transaction.atomic
 def confirm_signup(submission):
-    """Put the contact in the groups chosen and record the consents; once only."""
+    """Put the contact in the groups chosen and record the consents; once only.
+
+    The link may be followed days later, so the contact is looked up again:
+    one merged into another since is followed to the contact kept, and groups
+    deactivated since are skipped. Raises ``ContactDeleted`` when the contact
+    is in the trash (and was not merged) or gone; nothing is recorded then.
+    """
     submission = Submission.objects.select_for_update().get(pk=submission.pk)
-    if submission.confirmed_at is not None or submission.contact is None:
+    if submission.confirmed_at is not None:
         return submission
+    contact = contact_after_merges(submission.contact_id)
+    if contact is None:
+        raise ContactDeleted(_("The contact who signed up is no longer in the CRM."))
+    submission.contact = contact
     pending = submission.pending or {}
-    for group in Group.objects.filter(pk__in=pending.get("groups") or []):
+    for group in Group.objects.filter(pk__in=pending.get("groups") or [], is_active=True):
         add_to_group(submission.contact, group, source=SOURCE)
     for item in pending.get("consents") or []:
         consent_services.record_consent(
@@ -106,5 +118,5 @@ def confirm_signup(submission):
             ip_address=pending.get("ip"),
         )
     submission.confirmed_at = timezone.now()
-    submission.save(update_fields=["confirmed_at"])
+    submission.save(update_fields=["contact", "confirmed_at"])
     return submission
