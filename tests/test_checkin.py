@@ -84,6 +84,17 @@ def test_search_finds_by_name_or_email(client, checker):
     assert "Bob Stone" not in by_email
 
 
+def test_a_nul_character_in_the_search_is_ignored_not_a_server_error(client, checker):
+    # PostgreSQL refuses a NUL in a query: the page answered 500.
+    event = EventFactory()
+    book(event, first_name="Ann", last_name="Lee")
+    book(event, first_name="Bob", last_name="Stone")
+    response = client.get(page_url(event), {"q": "stone\x00"})
+    assert response.status_code == 200
+    assert "Bob Stone" in response.content.decode()
+    assert "Ann Lee" not in response.content.decode()
+
+
 def test_check_in_marks_attended_and_redirects_back_keeping_the_search(client, checker):
     event = EventFactory()
     participant = book(event, first_name="Ann", last_name="Lee")

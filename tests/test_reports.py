@@ -565,3 +565,40 @@ def test_lapsed_donor_names_link_to_their_summary_escaped(client):
     assert f'<a href="{summary}">&lt;b&gt;Ann&lt;/b&gt; &amp; Co</a>' in html
     export = csv_rows(client.get(url("lapsed_donors", export="csv")))
     assert export[1][1] == "<b>Ann</b> & Co"  # the export has the name, not the link
+
+
+# -- bad input ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, permission",
+    [
+        ("contributions", "crm_core.view_contribution"),
+        ("renewals", "crm_core.view_membership"),
+        ("event_attendance", "crm_core.view_participant"),
+    ],
+)
+@pytest.mark.parametrize("dates", [{"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}])
+def test_a_date_out_of_range_is_refused_with_a_message_not_a_server_error(
+    client, name, permission, dates
+):
+    # Year 9999 overflowed the day's bounds in the site's time zone: a 500.
+    staff(client, permission)
+    response = client.get(url(name, **dates))
+    assert response.status_code == 200
+    assert "Give a date between 1900-01-01 and 2199-12-31." in response.content.decode()
+    assert client.get(url(name, export="csv", **dates)).status_code == 200
+
+
+@pytest.mark.parametrize("page", ["99999999999999999999", "922337203685477580"])
+def test_a_page_number_past_what_the_database_can_skip_shows_the_last_page(client, page):
+    # The page's OFFSET overflowed the database's 64-bit integer: a 500.
+    staff(client, "crm_core.view_contribution", "crm_core.view_participant")
+    lapsed_donor_rows(3)
+    EventFactory(title="Quiz night")
+    lapsed = client.get(url("lapsed_donors", p=page))
+    assert lapsed.status_code == 200
+    assert "3 rows" in lapsed.content.decode()
+    attendance = client.get(url("event_attendance", p=page))
+    assert attendance.status_code == 200
+    assert "Quiz night" in attendance.content.decode()

@@ -42,7 +42,8 @@ def _is_postgres():
 
 
 def _clean_query(query):
-    return " ".join((query or "").split())[:200]
+    # A NUL is no text to search for, and PostgreSQL refuses it in a query (a 500).
+    return " ".join((query or "").replace("\x00", " ").split())[:200]
 
 
 def _is_name_query(query):

@@ -55,6 +55,8 @@ from ..models.contributions import AMOUNT
 from .contributions import GIFT_STATUSES, KEPT_AMOUNT
 from .events import seat_holding
 
+# The largest OFFSET SQLite and PostgreSQL take (a signed 64-bit integer).
+MAX_OFFSET = 2**63 - 1
 ZERO = Value(Decimal(0), output_field=DecimalField(**AMOUNT))
 
 
@@ -120,6 +122,10 @@ class WindowCountPaginator(Paginator):
             return super().page(number)
         number = self._number_or_error(number)
         bottom = (number - 1) * self.per_page
+        if bottom > MAX_OFFSET:
+            # Past the end of any report, and an OFFSET the database refuses (a
+            # 500): count instead, which raises EmptyPage as Paginator does.
+            number = self.validate_number(number)
         counted = self.object_list.annotate(**{self.count_alias: Window(Count("*"))})
         # Orphans may join the last page: fetch enough rows to know.
         rows = list(counted[bottom : bottom + self.per_page + self.orphans])

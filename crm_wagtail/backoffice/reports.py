@@ -11,7 +11,7 @@ answers 403 Forbidden rather than Wagtail's usual redirect to the dashboard.
 import datetime
 
 import django_filters
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import get_resolver, path, reverse
 from django.utils.formats import date_format
 from django.utils.functional import cached_property
@@ -24,6 +24,7 @@ from wagtail.admin.paginator import WagtailPaginator
 from wagtail.admin.views.reports import ReportView
 from wagtail.admin.widgets import AdminDateInput
 
+from crm_core.dates import EARLIEST_DATE, LATEST_DATE
 from crm_core.models import (
     Campaign,
     Contribution,
@@ -121,6 +122,23 @@ def bar_chart(title, bars, *, value_kind="count"):
         "width": label_width + bar_width + 140,
         "height": max(len(drawn), 1) * row_height,
     }
+
+
+def validate_report_date(value):
+    # Near year 1 or 9999 the bounds of the day in the site's time zone
+    # overflow (a 500); no report needs dates outside the range staff may give.
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValidationError(
+            _("Give a date between %(earliest)s and %(latest)s.")
+            % {"earliest": EARLIEST_DATE.isoformat(), "latest": LATEST_DATE.isoformat()}
+        )
+
+
+class ReportDateFilter(django_filters.DateFilter):
+    """A date filter with the admin's date picker, from EARLIEST_DATE to LATEST_DATE."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, widget=AdminDateInput, validators=[validate_report_date], **kwargs)
 
 
 class ReportMenuItem(MenuItem):
@@ -255,8 +273,8 @@ class ContributionsReportFilterSet(WagtailFilterSet):
         choices=[("month", _("Month")), ("fund", _("Fund")), ("campaign", _("Campaign"))],
         empty_label=_("Month"),
     )
-    date_from = django_filters.DateFilter(label=_("Received from"), widget=AdminDateInput)
-    date_to = django_filters.DateFilter(label=_("Received until"), widget=AdminDateInput)
+    date_from = ReportDateFilter(label=_("Received from"))
+    date_to = ReportDateFilter(label=_("Received until"))
     financial_type = django_filters.ModelChoiceFilter(
         label=_("Fund"), queryset=FinancialType.objects.all()
     )
@@ -406,8 +424,8 @@ class MembershipsReportView(CRMReportView):
 
 
 class RenewalsFilterSet(WagtailFilterSet):
-    date_from = django_filters.DateFilter(label=_("Ending from"), widget=AdminDateInput)
-    date_to = django_filters.DateFilter(label=_("Ending until"), widget=AdminDateInput)
+    date_from = ReportDateFilter(label=_("Ending from"))
+    date_to = ReportDateFilter(label=_("Ending until"))
 
     class Meta:
         model = Membership
@@ -472,8 +490,8 @@ class RenewalsReportView(CRMReportView):
 
 
 class EventAttendanceFilterSet(WagtailFilterSet):
-    date_from = django_filters.DateFilter(label=_("Starting from"), widget=AdminDateInput)
-    date_to = django_filters.DateFilter(label=_("Starting until"), widget=AdminDateInput)
+    date_from = ReportDateFilter(label=_("Starting from"))
+    date_to = ReportDateFilter(label=_("Starting until"))
 
     class Meta:
         model = Event
