@@ -256,3 +256,19 @@ class FormPage(CRMBodyPage):
     class Meta:
         verbose_name = _("form page")
         verbose_name_plural = _("form pages")
+
+
+class UsedActionToken(models.Model):
+    """The one-time token of a staff action form that was carried out.
+
+    A form posted twice (a double click, the browser's back button and
+    resubmit) would renew or refund twice; the second post finds its token
+    here and does nothing (``service_views.ServiceActionView``).
+    """
+
+    token = models.UUIDField(_("token"), unique=True)
+    used_at = models.DateTimeField(_("used"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("used action token")
+        verbose_name_plural = _("used action tokens")

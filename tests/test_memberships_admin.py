@@ -111,6 +111,34 @@ def test_renewing_in_the_admin(admin_client, member):
     assert member.end_date > old_end
 
 
+def test_a_renew_form_sent_twice_renews_once(admin_client, member):
+    url = reverse("crm_membership_renew", args=[member.pk])
+    token = admin_client.get(url).context["form"]["action_token"].initial
+    first = admin_client.post(url, {"terms": 1, "action_token": token})
+    member.refresh_from_db()
+    renewed_to = member.end_date
+    again = admin_client.post(url, {"terms": 1, "action_token": token}, follow=True)
+    assert first.status_code == 302
+    assert "it was not carried out again" in again.content.decode()
+    member.refresh_from_db()
+    assert member.end_date == renewed_to
+    # A new form (a new token) renews again, as staff mean it to.
+    token = admin_client.get(url).context["form"]["action_token"].initial
+    admin_client.post(url, {"terms": 1, "action_token": token})
+    member.refresh_from_db()
+    assert member.end_date > renewed_to
+
+
+def test_a_refused_action_keeps_its_form_usable(admin_client, member):
+    memberships.cancel(member)
+    url = reverse("crm_membership_renew", args=[member.pk])
+    token = admin_client.get(url).context["form"]["action_token"].initial
+    assert admin_client.post(url, {"terms": 1, "action_token": token}).status_code == 200
+    # The refusal rolled the token back: sent again, the form is judged again.
+    response = admin_client.post(url, {"terms": 1, "action_token": token})
+    assert "cannot be renewed" in response.content.decode()
+
+
 def test_renewing_a_cancelled_membership_in_the_admin_shows_why_not(admin_client, member):
     memberships.cancel(member)
     response = admin_client.post(reverse("crm_membership_renew", args=[member.pk]), {"terms": 1})

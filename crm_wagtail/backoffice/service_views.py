@@ -6,10 +6,13 @@ hand the validated form to a service instead and turn the service's
 what is wrong next to the field without losing what they typed.
 """
 
+import uuid
 from urllib.parse import urlencode
 
+from django import forms
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.utils.functional import cached_property
@@ -25,9 +28,13 @@ from wagtail.snippets.views import snippets
 from crm_core.exceptions import CRMError
 from crm_core.models import Contact
 
+from ..models import UsedActionToken
+
 # Larger ids cannot be a row's id on any database we support (64-bit keys);
 # looking one up would raise OverflowError on SQLite.
 MAX_ID_DIGITS = 18
+# The hidden field that makes a staff action form work once (UsedActionToken).
+ONCE_FIELD = "action_token"
 
 
 def add_service_errors(form, error):
@@ -162,7 +169,8 @@ class ServiceActionView(WagtailAdminTemplateMixin, FormView):
     Subclasses give ``form_class``, ``permission``, ``get_queryset()``,
     ``call_service(cleaned_data)`` and where to go afterwards
     (``get_success_url()``). A service's ``ValidationError`` lands next to the
-    fields, a ``CRMError`` above the form; what staff typed is kept.
+    fields, a ``CRMError`` above the form; what staff typed is kept. Each form
+    shown carries a one-time token, so a form sent twice acts once.
     """
 
     template_name = "crm_wagtail/service_action_form.html"
@@ -203,14 +211,44 @@ class ServiceActionView(WagtailAdminTemplateMixin, FormView):
         )
         return context
 
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        # One token per form shown: the action is carried out once per token.
+        form.fields[ONCE_FIELD] = forms.UUIDField(
+            widget=forms.HiddenInput, initial=uuid.uuid4, required=False
+        )
+        return form
+
     def form_valid(self, form):
+        token = form.cleaned_data.pop(ONCE_FIELD, None)
+        # Claimed before the action and committed at once (some actions call
+        # a payment provider and must not run inside a transaction): a second
+        # post, even one sent while the first is still running, stops here.
+        if token is not None and not _claim(token):
+            messages.warning(
+                self.request, _("This form was sent already; it was not carried out again.")
+            )
+            return redirect(self.get_success_url())
         try:
             self.call_service(form.cleaned_data)
-        except ValidationError as error:
-            add_service_errors(form, error)
-            return self.form_invalid(form)
-        except CRMError as error:
-            form.add_error(None, error.message)
+        except (ValidationError, CRMError) as error:
+            # Refused: the form comes back to be corrected and sent again.
+            if token is not None:
+                UsedActionToken.objects.filter(token=token).delete()
+            if isinstance(error, ValidationError):
+                add_service_errors(form, error)
+            else:
+                form.add_error(None, error.message)
             return self.form_invalid(form)
         messages.success(self.request, self.success_message)
         return redirect(self.get_success_url())
+
+
+def _claim(token):
+    """Record ``token`` as used; False when it was used already."""
+    try:
+        with transaction.atomic():
+            UsedActionToken.objects.create(token=token)
+    except IntegrityError:
+        return False
+    return True
