@@ -44,6 +44,17 @@ def plain_text(value, *, multiline=False):
     return _SPACES.sub(" ", text).strip()
 
 
+def has_markup(value):
+    """Whether ``plain_text`` would strip tags or comments from ``value``.
+
+    Text shown as typed ("Tick <your name>") but stored through
+    ``plain_text`` ("Tick") would not be what the visitor read; "a < b" and
+    "<3" are text, not markup.
+    """
+    text = str(value or "")
+    return "<" in text and plain_text(text, multiline=True).count("<") < text.count("<")
+
+
 def rich_text(value):
     """Return ``value`` as HTML safe to render: a small allowlist of tags."""
     if not value:

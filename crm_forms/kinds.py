@@ -15,7 +15,7 @@ from django.utils.translation import gettext as _
 
 from crm_core.models import Campaign, FinancialType
 from crm_core.money import parse_amount, validate_currency
-from crm_core.sanitize import rich_text
+from crm_core.sanitize import has_markup, rich_text
 from crm_payments.providers import all_providers
 
 FREQUENCIES = {"one_off": None, "monthly": "month", "annual": "year"}
@@ -56,7 +56,17 @@ def _provider_ids():
     return {provider.identifier: provider for provider in all_providers()}
 
 
+def _refuse_markup(errors, name):
+    # Labels are shown as typed (escaped) but stored as plain text: a consent
+    # record or contribution line would not hold the words the visitor read.
+    errors.setdefault(name, []).append(
+        _("Write plain text: what looks like HTML (<b>, <your name>) is not allowed.")
+    )
+
+
 def _clean_common(config, errors):
+    if has_markup(config.get("title")):
+        _refuse_markup(errors, "title")
     cleaned = {
         "title": str(config.get("title") or "")[:255],
         "intro": rich_text(str(config.get("intro") or "")),
@@ -66,6 +76,9 @@ def _clean_common(config, errors):
     for item in config.get("consent") or []:
         if not isinstance(item, dict) or not str(item.get("wording") or "").strip():
             errors.setdefault("consent", []).append(_("Each consent needs its wording."))
+            continue
+        if has_markup(item["wording"]):
+            _refuse_markup(errors, "consent")
             continue
         cleaned["consent"].append(
             {
@@ -130,6 +143,9 @@ class DonationKind(FormKind):
             item = item if isinstance(item, dict) else {"amount": item}
             value = amount("amounts", item.get("amount"))
             if value is None:
+                continue
+            if has_markup(item.get("label")):
+                _refuse_markup(errors, "amounts")
                 continue
             if (low is not None and value < low) or (high is not None and value > high):
                 errors.setdefault("amounts", []).append(
@@ -325,6 +341,8 @@ class ContactKind(FormKind):
                 )
         cleaned["notify_emails"] = emails[:10]
         cleaned["subject"] = str(config.get("subject") or _("Message from the website"))[:200]
+        if has_markup(cleaned["subject"]):
+            _refuse_markup(errors, "subject")
         if errors:
             raise ValidationError(errors)
         return cleaned

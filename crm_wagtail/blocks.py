@@ -248,6 +248,17 @@ class EventRegistrationFormBlock(CRMFormBlock):
         icon = "date"
         label = _("Event registration form")
 
+    def clean(self, value):
+        value = super().clean(value)
+        # Only when editing: the published form of an event deactivated since
+        # stays on its page and tells visitors registration is not open.
+        event = value.get("event")
+        if event is not None and not event.is_active:
+            raise StructBlockValidationError(
+                block_errors={"event": ErrorList([_("Choose an active event.")])}
+            )
+        return value
+
     def crm_config(self, value):
         return {
             **_common_config(value),

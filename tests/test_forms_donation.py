@@ -9,6 +9,7 @@ from django.core import signing
 from wagtail.blocks.struct_block import StructBlockValidationError
 from wagtail.models import Page
 from wagtail.rich_text import RichText
+from wagtail.test.utils.form_data import rich_text
 
 from crm_core.models import (
     ConsentRecord,
@@ -375,6 +376,9 @@ def test_stripe_unreachable_saves_nothing_and_says_so(
         ({"frequencies": []}, "frequencies"),
         ({"amounts": [], "allow_custom_amount": False}, "amounts"),
         ({"cover_fees_percent": "50"}, "cover_fees_percent"),
+        ({"title": "Give <b>today</b>"}, "title"),
+        ({"amounts": [{"amount": "10", "label": "<i>a week of tea</i>"}]}, "amounts"),
+        ({"consent": [{"purpose": "events", "wording": "I, <your name>, agree."}]}, "consent"),
     ],
 )
 def test_editors_cannot_save_settings_the_core_would_refuse(fund, overrides, field):
@@ -394,6 +398,68 @@ def test_a_valid_block_saves_with_a_campaign(fund):
         {**block_value(fund), "financial_type": fund.pk, "campaign": campaign.pk}
     )
     assert block.clean(value)["campaign"] == campaign
+
+
+def test_text_that_only_looks_a_little_like_markup_is_allowed(fund):
+    block = DonationFormBlock()
+    value = block.to_python(
+        {
+            **block_value(fund, title="Give <3", amounts=[{"amount": "10", "label": "a < b"}]),
+            "financial_type": fund.pk,
+            "campaign": None,
+        }
+    )
+    assert block.clean(value)["title"] == "Give <3"
+
+
+def editor_post(fund, **changes):
+    """The page editor's post of a donation page holding one donation form."""
+    form = "body-0-value"
+    data = {
+        "title": "Donate",
+        "slug": "donate",
+        "intro": rich_text(""),
+        "body-count": "1",
+        "body-0-type": "donation_form",
+        "body-0-deleted": "",
+        "body-0-order": "0",
+        "body-0-id": "7f1c5a1e-2b6c-4c1e-9a55-0d1d6c3f7a10",
+        f"{form}-title": "Give today",
+        f"{form}-intro": rich_text(""),
+        f"{form}-currency": "GBP",
+        f"{form}-amounts-count": "1",
+        f"{form}-amounts-0-deleted": "",
+        f"{form}-amounts-0-order": "0",
+        f"{form}-amounts-0-value-amount": "10",
+        f"{form}-amounts-0-value-label": "a week of tea",
+        f"{form}-allow_custom_amount": "on",
+        f"{form}-min_amount": "5",
+        f"{form}-max_amount": "500",
+        f"{form}-financial_type": str(fund.pk),
+        f"{form}-frequencies": ["one_off"],
+        f"{form}-payment_methods": ["offline"],
+        f"{form}-consent-count": "1",
+        f"{form}-consent-0-deleted": "",
+        f"{form}-consent-0-order": "0",
+        f"{form}-consent-0-value-purpose": "newsletter",
+        f"{form}-consent-0-value-wording": WORDING,
+        f"{form}-thank_you": rich_text(""),
+        "action-publish": "action-publish",
+    }
+    data.update({f"{form}-{name}": value for name, value in changes.items()})
+    return data
+
+
+def test_the_page_editor_refuses_to_publish_markup_in_a_consent_and_says_why(admin_client, fund):
+    url = f"/admin/pages/add/crm_wagtail/donationpage/{Page.objects.get(depth=2).pk}/"
+    assert admin_client.post(url, editor_post(fund)).status_code == 302  # published as it is
+    refused = editor_post(fund, **{"consent-0-value-wording": "I, <your name>, agree."})
+
+    response = admin_client.post(url, {**refused, "slug": "donate-again"})
+
+    assert response.status_code == 200
+    assert "what looks like HTML" in response.content.decode()
+    assert DonationPage.objects.count() == 1
 
 
 def test_the_block_config_is_plain_json(fund):

@@ -197,6 +197,39 @@ def test_editors_cannot_allow_more_people_than_the_event_takes_at_once(event):
     assert "max_attendees" in info.value.block_errors
 
 
+def test_editors_cannot_choose_an_inactive_event(event):
+    event.is_active = False
+    event.save()
+    block = EventRegistrationFormBlock()
+    value = block.to_python(
+        {"title": "x", "event": event.pk, "max_attendees": 1, "payment_methods": ["offline"]}
+    )
+    with pytest.raises(StructBlockValidationError) as info:
+        block.clean(value)
+    assert "event" in info.value.block_errors
+
+
+def test_the_form_of_an_event_deactivated_after_publishing_says_registration_is_not_open(
+    client, page, event
+):
+    event.is_active = False
+    event.save()
+    response = client.get(page.url)
+    assert response.status_code == 200
+    assert "Registration for this event is not open." in response.content.decode()
+
+
+def test_a_long_event_title_and_ticket_name_still_take_paid_registrations(client, event):
+    event.title = "The annual general meeting and summer garden party " * 5
+    event.save()
+    event.fee_levels.update(label="Standard ticket, with supper and a glass of wine " * 3)
+    response = register(client, event_page(event))
+    assert response.status_code == 302
+    line = Contribution.objects.get().line_items.get()
+    assert line.label.startswith("The annual general meeting")
+    assert Participant.objects.get().status == "pending_payment"
+
+
 # -- the event's own questions ----------------------------------------------------------------
 
 

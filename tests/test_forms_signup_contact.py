@@ -246,3 +246,13 @@ def test_editors_must_offer_a_group_and_name_real_staff(staff):
     )
     with pytest.raises(StructBlockValidationError):
         contact.clean(value)
+
+
+def test_editors_cannot_put_markup_in_a_contact_forms_subject(staff):
+    block = ContactFormBlock()
+    value = block.to_python(
+        {"title": "x", "subject": "<b>Urgent</b> enquiry", "assignee": "", "notify_emails": []}
+    )
+    with pytest.raises(StructBlockValidationError) as info:
+        block.clean(value)
+    assert "subject" in info.value.block_errors

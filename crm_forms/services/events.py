@@ -94,7 +94,8 @@ def _submit(request, form, placement, config, data, ip):
                         "kind": "event_fee",
                         "amount": level.amount,
                         "participant": participant,
-                        "label": f"{event.title}: {level.label}",
+                        # Each may be 255 characters long; a line label is at most that.
+                        "label": f"{event.title}: {level.label}"[:255],
                     }
                     for participant in paying
                 ],
